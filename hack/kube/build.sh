@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Builds the local Kubernetes toolchain into ${FLEETFLOW_TOOLS:-~/.cache/fleetflow/tools}, one directory
+# per component and version (kube-v1.37.2/, kubectl-v1.37.2/, etcd-v3.6.16/, kwok-v0.8.0/, helm-v3.22.0/).
+# Every output carries a .stamp of the inputs it was built from, so a second run only compares stamps.
+# usage: hack/kube/build.sh [component ...]   components: etcd kwok helm kube-<version>; default all
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+tools="${FLEETFLOW_TOOLS:-$HOME/.cache/fleetflow/tools}"
+mkdir -p "$tools"
+# Never fetch another Go toolchain; the pinned modules declare go 1.26.0.
+export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -trimpath" CGO_ENABLED=0
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# Hash of everything that determines a build: the component's version plus its module's files.
+inputs_hash() {
+  local module_dir="$1"; shift
+  { printf '%s\n' "$@"; go version; cat "$module_dir"/go.mod "$module_dir"/go.sum; cat "$module_dir"/*.go 2>/dev/null || true; } |
+    sha256sum | cut -c1-16
+}
+
+up_to_date() {  # up_to_date <out_dir> <binary> <hash>
+  [[ -x "$1/$2" && -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$3" ]]
+}
+
+# go_build <module_dir> <out_dir> <binary> <package> <ldflags>: build to a temp name, then rename, so an
+# interrupted build never leaves a half-written binary that looks finished.
+go_build() {
+  local module_dir="$1" out_dir="$2" binary="$3" package="$4" ldflags="$5"
+  mkdir -p "$out_dir"
+  local started=$SECONDS
+  log "building $(basename "$out_dir")/$binary from $package"
+  (cd "$module_dir" && go build -ldflags "-s -w $ldflags" -o "$out_dir/.$binary.tmp" "$package")
+  mv -f "$out_dir/.$binary.tmp" "$out_dir/$binary"
+  log "built $(basename "$out_dir")/$binary in $((SECONDS - started))s"
+}
+
+build_etcd() {
+  local out="$tools/etcd-$ETCD_VERSION" hash
+  hash="$(inputs_hash "$here/etcd" "$ETCD_VERSION")"
+  up_to_date "$out" etcd "$hash" && { log "etcd-$ETCD_VERSION up to date"; return; }
+  go_build "$here/etcd" "$out" etcd go.etcd.io/etcd/server/v3 ""
+  echo "$hash" >"$out/.stamp"
+}
+
+build_kwok() {
+  local module="$here/k8s-$KWOK_KUBE_MINOR" out="$tools/kwok-$KWOK_VERSION" hash
+  hash="$(inputs_hash "$module" "$KWOK_VERSION")"
+  up_to_date "$out" kwok "$hash" && { log "kwok-$KWOK_VERSION up to date"; return; }
+  go_build "$module" "$out" kwok sigs.k8s.io/kwok/cmd/kwok \
+    "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+  echo "$hash" >"$out/.stamp"
+}
+
+build_helm() {
+  local module="$here/k8s-$HELM_KUBE_MINOR" out="$tools/helm-$HELM_VERSION" hash
+  hash="$(inputs_hash "$module" "$HELM_VERSION")"
+  up_to_date "$out" helm "$hash" && { log "helm-$HELM_VERSION up to date"; return; }
+  go_build "$module" "$out" helm helm.sh/helm/v3/cmd/helm \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  echo "$hash" >"$out/.stamp"
+}
+
+# Version-stamps both places /version and `kubectl version` read from.
+kube_ldflags() {
+  local version="$1" major minor build_date
+  major="$(cut -d. -f1 <<<"${version#v}")"
+  minor="$(cut -d. -f2 <<<"$version")"
+  # The release's tag time (from the module proxy) keeps the build reproducible.
+  build_date="$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"Time": "\(.*\)",*/\1/p')"
+  local flags="" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitCommit=unknown -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+  done
+  echo "$flags"
+}
+
+build_kube() {
+  local version="$1" module="$here/k8s-${1%.*}" out="$tools/kube-$1" hash
+  [[ -d "$module" ]] || { log "no module $module for $version (run gen-modules.sh)"; return 1; }
+  hash="$(inputs_hash "$module" "$version")"
+  if up_to_date "$out" kube "$hash"; then
+    log "kube-$version up to date"
+  else
+    go_build "$module" "$out" kube . "$(kube_ldflags "$version")"
+    echo "$hash" >"$out/.stamp"
+  fi
+  local name
+  for name in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    ln -sfn kube "$out/$name"
+  done
+  mkdir -p "$tools/kubectl-$version"
+  ln -sfn "../kube-$version/kube" "$tools/kubectl-$version/kubectl"
+}
+
+started=$SECONDS
+components=("$@")
+if [[ ${#components[@]} -eq 0 ]]; then
+  # Order: what a first cluster needs (etcd, kwok, the older minor) comes first.
+  components=(etcd kwok)
+  for version in $KUBE_VERSIONS; do components+=("kube-$version"); done
+  components+=(helm)
+fi
+for component in "${components[@]}"; do
+  case "$component" in
+    etcd) build_etcd ;;
+    kwok) build_kwok ;;
+    helm) build_helm ;;
+    kube-v*) build_kube "${component#kube-}" ;;
+    *) log "unknown component $component"; exit 2 ;;
+  esac
+done
+log "tools ready in $tools (${SECONDS}s total, started at ${started}s)"
