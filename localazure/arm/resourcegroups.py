@@ -1,0 +1,215 @@
+"""Microsoft.Resources: resource groups (deletion is a long-running operation that empties the group)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from localazure.arm.auth import get_caller
+from localazure.arm.common import (
+    RESOURCES,
+    api_version,
+    base_url,
+    get_group,
+    normalize_location,
+    read_json_object,
+    require_group_writable,
+    require_subscription,
+)
+from localazure.arm.context import Emulator, get_emulator
+from localazure.arm.errors import ArmError, invalid_parameter
+from localazure.arm.ids import GROUP_NAME
+from localazure.arm.lro import OperationRun
+from localazure.arm.providers import ResourceProvider
+from localazure.arm.rbac import Principal
+from localazure.arm.store import Record
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "Microsoft.Resources"
+API_VERSIONS = frozenset({"2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-07-01", "2022-09-01",
+                          "2021-04-01", "2020-06-01", "2019-10-01"})
+GROUP_TYPE = "Microsoft.Resources/resourceGroups"
+ACTION_READ = "Microsoft.Resources/subscriptions/resourceGroups/read"
+ACTION_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
+ACTION_DELETE = "Microsoft.Resources/subscriptions/resourceGroups/delete"
+
+router = APIRouter()
+
+GROUP_PATH = "/subscriptions/{subscription_id}/resourceGroups/{group}"
+
+
+def _validate_tags(tags: Any) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise invalid_parameter("tags", "Tags must be an object whose values are strings.")
+    return dict(tags)
+
+
+@router.put(GROUP_PATH)
+async def create_or_update_group(
+    subscription_id: str, group: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> Response:
+    """Create (201) or update (200) a resource group."""
+    require_subscription(emulator, subscription_id)
+    if not GROUP_NAME.match(group) or group.endswith("."):
+        raise ArmError(400, "InvalidResourceGroup", f"The provided resource group name '{group}' has these invalid "
+                       "characters or length. Names may be up to 90 letters, digits, '-', '_', '.', '(' or ')'.")
+    group_id = emulator.group_id(group)
+    emulator.rbac.authorize(caller, ACTION_WRITE, group_id)
+    body = await read_json_object(request)
+    location = body.get("location")
+    if not isinstance(location, str) or not location.strip():
+        raise invalid_parameter("location", "The 'location' property is required for a resource group.")
+    tags = _validate_tags(body.get("tags"))
+    with emulator.store.transaction():
+        existing = emulator.store.get(RESOURCES, group_id)
+        if existing is not None:
+            require_group_writable(emulator, group)
+            stored = existing["body"]
+            if normalize_location(location) != stored["location"]:
+                raise ArmError(400, "InvalidResourceGroupLocation", f"Invalid resource group location "
+                               f"'{normalize_location(location)}'. The Resource group already exists in location "
+                               f"'{stored['location']}'.")
+            stored["tags"] = tags
+            if "managedBy" in body:
+                stored["managedBy"] = body["managedBy"]
+            emulator.store.put(RESOURCES, group_id, existing)
+            return JSONResponse(stored, status_code=200)
+        stored = {
+            "id": group_id,
+            "name": group,
+            "type": GROUP_TYPE,
+            "location": normalize_location(location),
+            "managedBy": body.get("managedBy"),
+            "tags": tags,
+            "properties": {"provisioningState": "Succeeded"},
+        }
+        emulator.store.put(RESOURCES, group_id, {"body": stored, "internal": {}})
+        return JSONResponse(stored, status_code=201)
+
+
+@router.get(GROUP_PATH)
+def get_group_endpoint(
+    subscription_id: str, group: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """A resource group."""
+    require_subscription(emulator, subscription_id)
+    emulator.rbac.authorize(caller, ACTION_READ, emulator.group_id(group))
+    body: dict[str, Any] = get_group(emulator, group)["body"]
+    return body
+
+
+@router.head(GROUP_PATH)
+def check_group_exists(
+    subscription_id: str, group: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> Response:
+    """204 when the group exists, 404 when not."""
+    require_subscription(emulator, subscription_id)
+    emulator.rbac.authorize(caller, ACTION_READ, emulator.group_id(group))
+    exists = emulator.store.get(RESOURCES, emulator.group_id(group)) is not None
+    return Response(status_code=204 if exists else 404)
+
+
+@router.patch(GROUP_PATH)
+async def update_group(
+    subscription_id: str, group: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Update tags / managedBy of a group."""
+    require_subscription(emulator, subscription_id)
+    group_id = emulator.group_id(group)
+    emulator.rbac.authorize(caller, ACTION_WRITE, group_id)
+    patch = await read_json_object(request)
+    require_group_writable(emulator, group)
+
+    def change(record: Record) -> None:
+        if "tags" in patch:
+            record["body"]["tags"] = _validate_tags(patch["tags"])
+        if "managedBy" in patch:
+            record["body"]["managedBy"] = patch["managedBy"]
+
+    updated = emulator.store.update(RESOURCES, group_id, change)
+    assert updated is not None
+    body: dict[str, Any] = updated["body"]
+    return body
+
+
+_TAG_FILTER = re.compile(r"^\s*tagName\s+eq\s+'([^']*)'(?:\s+and\s+tagValue\s+eq\s+'([^']*)')?\s*$", re.IGNORECASE)
+
+
+@router.get("/subscriptions/{subscription_id}/resourceGroups")
+def list_groups(
+    subscription_id: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Groups the caller may read; supports `$filter=tagName eq 'k' [and tagValue eq 'v']` and `$top`."""
+    require_subscription(emulator, subscription_id)
+    groups = [r["body"] for r in emulator.store.values(RESOURCES, lambda r: r["body"].get("type") == GROUP_TYPE)]
+    groups = [g for g in groups if emulator.rbac.allowed(caller, ACTION_READ, g["id"])]
+    odata_filter = request.query_params.get("$filter")
+    if odata_filter:
+        match = _TAG_FILTER.match(odata_filter)
+        if not match:
+            raise ArmError(400, "InvalidFilterInQueryString", f"Unsupported $filter '{odata_filter}'.")
+        key, value = match.group(1), match.group(2)
+        groups = [g for g in groups if key in (g.get("tags") or {})
+                  and (value is None or g["tags"][key] == value)]
+    top = request.query_params.get("$top")
+    if top:
+        groups = groups[: int(top)]
+    return {"value": groups}
+
+
+@router.delete(GROUP_PATH)
+def delete_group(
+    subscription_id: str, group: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> Response:
+    """Start deleting a group and everything in it: 202 with a Location to poll."""
+    require_subscription(emulator, subscription_id)
+    group_id = emulator.group_id(group)
+    emulator.rbac.authorize(caller, ACTION_DELETE, group_id)
+    with emulator.store.transaction():
+        record = get_group(emulator, group)
+        running = emulator.operations.active_on(group_id)
+        if record["body"]["properties"]["provisioningState"] == "Deleting" and running:
+            # Deleting again joins the deletion in progress, as Resource Manager does.
+            return Response(status_code=202, headers=emulator.operations.headers(
+                running, base_url(request), api_version(request), async_operation=False))
+        emulator.store.update(RESOURCES, group_id,
+                              lambda r: r["body"]["properties"].update(provisioningState="Deleting"))
+        op = emulator.operations.start(
+            kind="group.delete", namespace=NAMESPACE, location=record["body"]["location"], resource_id=group_id,
+            work=lambda run: _empty_and_delete_group(emulator, group_id, run),
+            on_failure=lambda _error: _restore_group_state(emulator, group_id),
+        )
+    return Response(status_code=202, headers=emulator.operations.headers(
+        op, base_url(request), api_version(request), async_operation=False))
+
+
+def _restore_group_state(emulator: Emulator, group_id: str) -> None:
+    # A failed deletion leaves the group (and whatever survived in it) usable again.
+    emulator.store.update(RESOURCES, group_id, lambda r: r["body"]["properties"].update(provisioningState="Succeeded"))
+
+
+def _empty_and_delete_group(emulator: Emulator, group_id: str, run: OperationRun) -> None:
+    for provider in reversed(emulator.providers.all()):
+        if provider.delete_group_contents is not None:
+            provider.delete_group_contents(emulator, group_id)
+    run.pace()
+    with emulator.store.transaction():
+        for key in emulator.store.keys_under(RESOURCES, group_id):
+            emulator.store.delete(RESOURCES, key)
+        emulator.rbac.remove_under(group_id)
+
+
+provider = ResourceProvider(namespace=NAMESPACE, api_versions=API_VERSIONS, router=router)
