@@ -1,0 +1,142 @@
+"""`fleetflow`: what Prefect's own CLI does not cover — spec checks, local Azure, stage approvals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tasks.spec import FleetSpecError, load_spec
+
+
+def _spec_validate(args: argparse.Namespace) -> int:
+    try:
+        spec = load_spec(args.file)
+    except FleetSpecError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    print(f"{args.file}: valid — fleet {spec.name}, {len(spec.regions)} regions, "
+          f"{len(spec.update_strategy.stages)} stages, resource group {spec.resource_group_name}")
+    return 0
+
+
+def _spec_show(args: argparse.Namespace) -> int:
+    try:
+        spec = load_spec(args.file)
+    except FleetSpecError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    print(f"fleet           {spec.name} ({spec.location})")
+    print(f"resource group  {spec.resource_group_name}")
+    print(f"registry        {spec.registry_name}")
+    print(f"key vault       {spec.key_vault_name}")
+    header = f"{'region':<16}{'cluster':<40}{'update group':<16}{'kubernetes':<12}nodes"
+    print(header)
+    for cluster in spec.clusters():
+        print(f"{cluster.region:<16}{cluster.name:<40}{cluster.update_group:<16}{cluster.kubernetes_version:<12}"
+              f"{cluster.node_count} x {cluster.vm_size}")
+    for stage in spec.update_strategy.stages:
+        print(f"stage {stage.name}: groups {', '.join(stage.groups)}; wait {stage.after_stage_wait_seconds}s after")
+    return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    from localazure import cli as local_cli
+
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    command = args.local_command
+    if command == "up":
+        return local_cli.up(state_dir)
+    if command == "env":
+        print(local_cli.env(state_dir), end="")
+        return 0
+    if command == "sp":
+        print(json.dumps(local_cli.sp_create(args.name, state_dir), indent=2))
+        return 0
+    if command == "status":
+        return local_cli.status(state_dir)
+    if command == "down":
+        return local_cli.down(state_dir)
+    if command == "blocks":
+        from flows.local_mode import save_local_blocks
+
+        for line in save_local_blocks(state_dir, fleet=args.fleet):
+            print(line)
+        return 0
+    if command == "demo":
+        from flows.local_mode import run_demo
+
+        return run_demo(state_dir, fleet=args.fleet, keep=args.keep)
+    raise AssertionError(command)
+
+
+def _approval(args: argparse.Namespace) -> int:
+    from flows.approvals import answer_pending_approval
+
+    approved = args.command == "approve"
+    message = answer_pending_approval(args.flow_run, approve=approved, comment=args.reason or args.comment or "",
+                                      approver=args.approver)
+    print(message)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The fleetflow command line."""
+    parser = argparse.ArgumentParser(
+        prog="fleetflow",
+        description="fleetflow: Prefect workflows for an AKS fleet. Flows run with `prefect deployment run` "
+        "or from the Prefect UI; this command covers fleet-spec checks, local Azure and stage approvals.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    spec = commands.add_parser("spec", help="check a fleet spec")
+    spec_commands = spec.add_subparsers(dest="spec_command", required=True)
+    validate = spec_commands.add_parser("validate", help="report every problem with its field path and fix")
+    validate.add_argument("file", help="fleet spec YAML, e.g. fleet.yaml")
+    validate.set_defaults(handler=_spec_validate)
+    show = spec_commands.add_parser("show", help="print the names fleetflow derives from a spec")
+    show.add_argument("file", help="fleet spec YAML, e.g. fleet.yaml")
+    show.set_defaults(handler=_spec_show)
+
+    local = commands.add_parser("local", help="local Azure: an emulator with real local Kubernetes clusters")
+    local.add_argument("--state-dir", help="state directory (default $FLEETFLOW_HOME/local, ~/.fleetflow/local)")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+    local_commands.add_parser("up", help="start local Azure in the background (idempotent)")
+    local_commands.add_parser("env", help="print export lines for Azure SDK scripts: eval \"$(fleetflow local env)\"")
+    sp = local_commands.add_parser("sp", help="service principals")
+    sp_commands = sp.add_subparsers(dest="sp_command", required=True)
+    sp_create = sp_commands.add_parser("create", help="create a service principal with no roles")
+    sp_create.add_argument("name")
+    local_commands.add_parser("status", help="show whether local Azure runs and what it holds")
+    local_commands.add_parser("down", help="stop local Azure and every local cluster")
+    blocks = local_commands.add_parser("blocks", help="save credential and fleet-spec blocks for local Azure")
+    blocks.add_argument("--fleet", default="fleet.yaml", help="fleet spec to store as a block")
+    demo = local_commands.add_parser("demo", help="run the whole lifecycle against local Azure")
+    demo.add_argument("--fleet", default="fleet.yaml", help="fleet spec (default fleet.yaml)")
+    demo.add_argument("--keep", action="store_true", help="skip teardown at the end")
+    local.set_defaults(handler=_local)
+
+    for name, help_text in (("approve", "approve the pending stage of a staged-upgrade flow run"),
+                            ("reject", "reject the pending stage; the update run is stopped")):
+        approval = commands.add_parser(name, help=help_text)
+        approval.add_argument("flow_run", help="flow run id or name")
+        approval.add_argument("--approver", default=None, help="who answers (default: $USER)")
+        if name == "reject":
+            approval.add_argument("--reason", required=True, help="why the stage is rejected")
+        else:
+            approval.add_argument("--comment", default="", help="a note for the record")
+            approval.set_defaults(reason=None)
+        approval.set_defaults(handler=_approval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fleetflow` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

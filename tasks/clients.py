@@ -1,0 +1,166 @@
+"""The one place fleetflow builds Azure credentials and clients, for Azure or any custom endpoint.
+
+Clients are built once per credentials block and process (the Azure SDK guidelines: clients are
+long-lived and thread-safe). Kubernetes clients come from kubeconfigs fetched at run time and are
+kept in memory; where a tool needs a file, it gets a 0600 temporary file removed after use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from azure.identity import ClientSecretCredential
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.containerservice import ContainerServiceClient
+from azure.mgmt.containerservicefleet import ContainerServiceFleetMgmtClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+
+from blocks.azure import AzureServicePrincipal
+
+# Transient failures (429 honouring Retry-After, 5xx, connection resets) are retried here, in the
+# SDK's retry policy, so that no task needs a retry loop of its own for them.
+RETRY_OPTIONS: dict[str, Any] = {
+    "retry_total": 8,
+    "retry_backoff_factor": 0.5,
+    "retry_backoff_max": 60,
+    "retry_connect": 5,
+    "retry_read": 5,
+    "retry_status": 8,
+}
+
+_ca_files_lock = threading.Lock()
+_ca_files: dict[str, str] = {}
+
+
+def _ca_bundle_path(pem: str) -> str:
+    """A file holding the PEM (the SDK transports need a path); one per distinct bundle per process."""
+    digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
+    with _ca_files_lock:
+        if digest not in _ca_files:
+            directory = Path(tempfile.gettempdir()) / f"fleetflow-ca-{os.getuid()}"
+            directory.mkdir(mode=0o700, exist_ok=True)
+            path = directory / f"{digest}.pem"
+            path.write_text(pem)
+            _ca_files[digest] = str(path)
+        return _ca_files[digest]
+
+
+class AzureClients:
+    """Credential and management clients for one service principal and endpoint."""
+
+    def __init__(self, principal: AzureServicePrincipal):
+        self.principal = principal
+        self.subscription_id = principal.subscription_id
+        self.endpoint = principal.effective_resource_manager_endpoint
+
+    @cached_property
+    def _transport_options(self) -> dict[str, Any]:
+        if self.principal.ca_bundle:
+            return {"connection_verify": _ca_bundle_path(self.principal.ca_bundle)}
+        return {}
+
+    @cached_property
+    def credential(self) -> ClientSecretCredential:
+        """The service principal's token credential."""
+        return ClientSecretCredential(
+            tenant_id=self.principal.tenant_id,
+            client_id=self.principal.client_id,
+            client_secret=self.principal.client_secret.get_secret_value(),
+            authority=self.principal.effective_authority_host,
+            # Instance discovery only knows Microsoft's own clouds; a custom authority is trusted as given.
+            disable_instance_discovery=not self.principal.is_public_cloud,
+            **self._transport_options,
+        )
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.endpoint,
+            "credential_scopes": [f"{self.endpoint}/.default"],
+            **RETRY_OPTIONS,
+            **self._transport_options,
+        }
+
+    @cached_property
+    def resource(self) -> ResourceManagementClient:
+        """Resource groups and generic resources."""
+        return ResourceManagementClient(self.credential, self.subscription_id, **self._client_options())
+
+    @cached_property
+    def containerservice(self) -> ContainerServiceClient:
+        """AKS managed clusters and agent pools."""
+        return ContainerServiceClient(self.credential, self.subscription_id, **self._client_options())
+
+    @cached_property
+    def fleet(self) -> ContainerServiceFleetMgmtClient:
+        """Fleet Manager fleets, members, update strategies, update runs and gates."""
+        return ContainerServiceFleetMgmtClient(self.credential, self.subscription_id, **self._client_options())
+
+    @cached_property
+    def authorization(self) -> AuthorizationManagementClient:
+        """Role definitions and role assignments."""
+        return AuthorizationManagementClient(self.credential, self.subscription_id, **self._client_options())
+
+    def close(self) -> None:
+        """Close every client built so far and the credential."""
+        for name in ("resource", "containerservice", "fleet", "authorization", "credential"):
+            if name in self.__dict__:
+                self.__dict__.pop(name).close()
+
+
+_clients_lock = threading.Lock()
+_clients_by_block: dict[str, AzureClients] = {}
+
+
+def azure_clients(principal: AzureServicePrincipal) -> AzureClients:
+    """The process-wide clients for a credentials block (built on first use)."""
+    key = hashlib.sha256(
+        "|".join(
+            [
+                principal.tenant_id,
+                principal.client_id,
+                principal.client_secret.get_secret_value(),
+                principal.subscription_id,
+                principal.effective_authority_host,
+                principal.effective_resource_manager_endpoint,
+                principal.ca_bundle or "",
+            ]
+        ).encode()
+    ).hexdigest()
+    with _clients_lock:
+        if key not in _clients_by_block:
+            _clients_by_block[key] = AzureClients(principal)
+        return _clients_by_block[key]
+
+
+def load_azure_clients(block_name: str) -> AzureClients:
+    """Load a saved credentials block by name and return its clients."""
+    return azure_clients(AzureServicePrincipal.load(block_name))  # type: ignore[arg-type]
+
+
+def kubernetes_api_client(kubeconfig: str) -> kube_client.ApiClient:
+    """A Kubernetes API client for a kubeconfig held in memory (YAML text)."""
+    return kube_config.new_client_from_config_dict(yaml.safe_load(kubeconfig))
+
+
+@contextlib.contextmanager
+def kubeconfig_file(kubeconfig: str) -> Iterator[str]:
+    """A 0600 temporary kubeconfig file for tools that need a path (helm); removed on exit."""
+    descriptor, path = tempfile.mkstemp(prefix="fleetflow-kubeconfig-", suffix=".yaml")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(kubeconfig)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

@@ -1,0 +1,442 @@
+"""The fleet spec: the typed desired state of a fleet, loaded from YAML, and every name derived from it.
+
+Names are derived deterministically from the spec (fleet name, regions and a stable suffix) so that a
+re-run finds the resources an earlier run created. Validation collects every problem with its field
+path and the fix, so an operator can correct a spec in one pass before anything touches Azure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+OWNER_TAG = "fleetflow-fleet"
+MANAGED_TAG = "fleetflow-managed"
+
+# Public Azure regions fleetflow accepts; a spec naming anything else is almost always a typo.
+AZURE_REGIONS = frozenset(
+    """
+    eastus eastus2 westus westus2 westus3 centralus northcentralus southcentralus westcentralus
+    canadacentral canadaeast brazilsouth mexicocentral northeurope westeurope uksouth ukwest
+    francecentral germanywestcentral norwayeast swedencentral switzerlandnorth polandcentral
+    italynorth spaincentral uaenorth qatarcentral israelcentral southafricanorth centralindia
+    southindia westindia eastasia southeastasia japaneast japanwest koreacentral koreasouth
+    australiaeast australiasoutheast australiacentral newzealandnorth indonesiacentral malaysiawest
+    """.split()
+)
+
+UpgradeType = Literal["Full", "ControlPlaneOnly", "NodeImageOnly"]
+NodeImageSelection = Literal["Latest", "Consistent"]
+
+_KUBERNETES_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_RESOURCE_GROUP = re.compile(r"^[-\w._()]+$")
+_AKS_NAME = re.compile(r"^[a-zA-Z0-9]([-_a-zA-Z0-9]*[a-zA-Z0-9])?$")
+_ACR_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+_KEY_VAULT_NAME = re.compile(r"^[a-zA-Z](?!.*--)[-a-zA-Z0-9]{1,22}[a-zA-Z0-9]$")
+_STORAGE_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+_SUFFIX = re.compile(r"^[a-z0-9]{3,8}$")
+_VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
+_CRD_PATTERN_ITEM = re.compile(r"^[a-z0-9.-]+\.azure\.com/(\*|[A-Z][A-Za-z0-9]*)$")
+_TAG_KEY_FORBIDDEN = set("<>%&\\?/")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClusterSettings(_Strict):
+    """AKS settings for a cluster; region entries override the fleet-wide defaults."""
+
+    node_count: int = Field(2, description="Nodes in the system node pool (1-1000).")
+    vm_size: str = Field("Standard_DS2_v2", description="Azure VM size of the nodes.")
+    kubernetes_version: str = Field("1.36", description="Kubernetes version, MAJOR.MINOR or MAJOR.MINOR.PATCH.")
+    network_plugin: Literal["azure", "kubenet", "none"] = "azure"
+    network_policy: Literal["azure", "calico", "cilium", "none"] = "azure"
+
+
+class RegionSpec(_Strict):
+    """One region of the fleet: its cluster, the cluster's update group and any setting overrides."""
+
+    name: str = Field(description="Azure region, e.g. eastus.")
+    update_group: str = Field(description="Fleet update group of this region's cluster, e.g. test-group.")
+    cluster_name: str | None = Field(None, description="AKS cluster name; default aks-<fleet>-<region>.")
+    member_name: str | None = Field(None, description="Fleet member name; default the cluster name.")
+    node_count: int | None = None
+    vm_size: str | None = None
+    kubernetes_version: str | None = None
+    network_plugin: Literal["azure", "kubenet", "none"] | None = None
+    network_policy: Literal["azure", "calico", "cilium", "none"] | None = None
+
+
+class StageSpec(_Strict):
+    """A stage of the update strategy: groups upgraded together, then an optional wait."""
+
+    name: str
+    groups: list[str]
+    after_stage_wait_seconds: int = Field(0, description="Seconds to wait after the stage (0-3600).")
+
+
+class UpdateStrategySpec(_Strict):
+    """The staged rollout used by update runs."""
+
+    name: str = "staged-rollout"
+    stages: list[StageSpec]
+    approval_between_stages: bool = Field(True, description="Require a human approval before each next stage.")
+    upgrade_type: UpgradeType = "Full"
+    node_image_selection: NodeImageSelection = "Latest"
+
+
+class ServiceOperatorSpec(_Strict):
+    """Azure Service Operator settings."""
+
+    crd_pattern: str = (
+        "resources.azure.com/*;containerservice.azure.com/*;keyvault.azure.com/*;"
+        "containerregistry.azure.com/*;storage.azure.com/*"
+    )
+    credentials_block: str = Field(
+        "fleetflow-aso", description="Name of the service-principal block ASO authenticates with."
+    )
+
+
+class FleetSpec(_Strict):
+    """The desired state of a fleet."""
+
+    name: str = Field(description="Fleet Manager name (lowercase letters, digits, hyphens; 1-63).")
+    location: str = Field(description="Region of the resource group and the Fleet Manager.")
+    resource_group: str | None = Field(None, description="Resource group; default rg-<fleet>-<suffix>.")
+    suffix: str | None = Field(
+        None, description="Stable suffix for globally unique names (3-8 lowercase letters or digits)."
+    )
+    tags: dict[str, str] = Field(default_factory=dict)
+    cluster_defaults: ClusterSettings = Field(default_factory=lambda: ClusterSettings())
+    regions: list[RegionSpec]
+    update_strategy: UpdateStrategySpec
+    service_operator: ServiceOperatorSpec = Field(default_factory=lambda: ServiceOperatorSpec())
+
+    # --- derived names -------------------------------------------------------------------------
+    @property
+    def stable_suffix(self) -> str:
+        """The spec's suffix, or one derived from the fleet name and location (never random)."""
+        if self.suffix:
+            return self.suffix
+        return hashlib.sha256(f"{self.name}/{self.location}".encode()).hexdigest()[:6]
+
+    @property
+    def resource_group_name(self) -> str:
+        """The fleet's resource group."""
+        return self.resource_group or f"rg-{self.name}-{self.stable_suffix}"
+
+    @property
+    def ownership_tags(self) -> dict[str, str]:
+        """Tags that mark a resource as created by fleetflow for this fleet; teardown keys on them."""
+        return {**self.tags, OWNER_TAG: self.name, MANAGED_TAG: "true"}
+
+    @property
+    def registry_name(self) -> str:
+        """Container registry name (alphanumeric, globally unique)."""
+        return re.sub(r"[^a-z0-9]", "", f"acr{self.name}{self.stable_suffix}".lower())[:50]
+
+    @property
+    def key_vault_name(self) -> str:
+        """Key Vault name (3-24, globally unique)."""
+        stem = re.sub(r"-+", "-", f"kv-{self.name}".lower())[: 24 - len(self.stable_suffix) - 1].rstrip("-")
+        return f"{stem}-{self.stable_suffix}"
+
+    def clusters(self) -> list[ClusterSpec]:
+        """Every region resolved into a full cluster spec (defaults applied, names derived)."""
+        return [self._resolve(index, region) for index, region in enumerate(self.regions)]
+
+    def cluster(self, region: str) -> ClusterSpec:
+        """The resolved cluster of one region."""
+        for cluster in self.clusters():
+            if cluster.region == region:
+                return cluster
+        raise KeyError(f"region {region!r} is not in fleet {self.name!r}")
+
+    def _storage_account_name(self, index: int) -> str:
+        # The suffix and index must survive truncation or two regions would share one name.
+        tail = f"{self.stable_suffix}{index}".lower()
+        stem = re.sub(r"[^a-z0-9]", "", f"st{self.name}".lower())[: 24 - len(tail)]
+        return f"{stem}{tail}"
+
+    def _resolve(self, index: int, region: RegionSpec) -> ClusterSpec:
+        defaults = self.cluster_defaults
+        cluster_name = region.cluster_name or f"aks-{self.name}-{region.name}"
+        return ClusterSpec(
+            region=region.name,
+            index=index,
+            name=cluster_name,
+            member_name=region.member_name or cluster_name.lower(),
+            update_group=region.update_group,
+            node_count=region.node_count if region.node_count is not None else defaults.node_count,
+            vm_size=region.vm_size or defaults.vm_size,
+            kubernetes_version=region.kubernetes_version or defaults.kubernetes_version,
+            network_plugin=region.network_plugin or defaults.network_plugin,
+            network_policy=region.network_policy or defaults.network_policy,
+            storage_account_name=self._storage_account_name(index),
+            tags={**self.ownership_tags, "region": region.name},
+        )
+
+
+class ClusterSpec(_Strict):
+    """A fully resolved cluster: what provision creates and join enrolls."""
+
+    region: str
+    index: int
+    name: str
+    member_name: str
+    update_group: str
+    node_count: int
+    vm_size: str
+    kubernetes_version: str
+    network_plugin: str
+    network_policy: str
+    storage_account_name: str
+    tags: dict[str, str]
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One thing wrong with a spec: where, what, and how to fix it."""
+
+    path: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} (fix: {self.fix})"
+
+
+class FleetSpecError(ValueError):
+    """A fleet spec that cannot be used; carries every problem found."""
+
+    def __init__(self, source: str, problems: list[SpecProblem]):
+        self.source = source
+        self.problems = problems
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"fleet spec {source} has {len(problems)} problem(s):\n{listing}")
+
+
+def parse_kubernetes_version(version: str) -> tuple[int, int, int | None]:
+    """Split MAJOR.MINOR[.PATCH] (an optional leading v is tolerated) into numbers."""
+    match = _KUBERNETES_VERSION.match(version.lstrip("v"))
+    if not match:
+        raise ValueError(f"{version!r} is not a Kubernetes version like 1.36 or 1.36.3")
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch) if patch is not None else None
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(root)"
+
+
+def _structural_problems(error: ValidationError) -> list[SpecProblem]:
+    problems = []
+    for item in error.errors():
+        path = _loc_to_path(tuple(item["loc"]))
+        kind = item["type"]
+        if kind == "missing":
+            fix = f"add {path.rsplit('.', 1)[-1]}"
+        elif kind == "extra_forbidden":
+            fix = "remove it or check its spelling against docs/fleet-spec.md"
+        elif kind == "literal_error":
+            fix = f"use one of the allowed values ({item.get('ctx', {}).get('expected', '')})"
+        else:
+            fix = "give a value of the expected type"
+        problems.append(SpecProblem(path, item["msg"], fix))
+    return problems
+
+
+def _name_problem(path: str, value: str, pattern: re.Pattern[str], limits: str, min_len: int,
+                  max_len: int) -> SpecProblem | None:
+    if min_len <= len(value) <= max_len and pattern.match(value):
+        return None
+    return SpecProblem(path, f"{value!r} breaks Azure's naming rule", f"rename it; {limits}")
+
+
+def _semantic_problems(spec: FleetSpec) -> list[SpecProblem]:
+    problems: list[SpecProblem] = []
+
+    def check(problem: SpecProblem | None) -> None:
+        if problem:
+            problems.append(problem)
+
+    dns_rule = "lowercase letters, digits and hyphens, starting and ending with a letter or digit"
+    check(_name_problem("name", spec.name, _DNS_LABEL, f"1-63 characters, {dns_rule}", 1, 63))
+    if spec.location not in AZURE_REGIONS:
+        problems.append(SpecProblem("location", f"unknown Azure region {spec.location!r}",
+                                    "use a region name such as eastus, westus2 or westeurope"))
+    if spec.suffix is not None and not _SUFFIX.match(spec.suffix):
+        problems.append(SpecProblem("suffix", f"{spec.suffix!r} is not 3-8 lowercase letters or digits",
+                                    "use something like 7f3a2c"))
+    rg = spec.resource_group_name
+    rg_path = "resource_group" if spec.resource_group else "name (derived resource group)"
+    if not (1 <= len(rg) <= 90 and _RESOURCE_GROUP.match(rg)) or rg.endswith("."):
+        problems.append(SpecProblem(rg_path, f"resource group name {rg!r} breaks Azure's rule",
+                                    "1-90 letters, digits, underscores, hyphens, periods, parentheses; "
+                                    "not ending in a period"))
+    check(_name_problem("name (derived registry name)", spec.registry_name, _ACR_NAME,
+                        "container registry names are 5-50 letters or digits", 5, 50))
+    check(_name_problem("name (derived key vault name)", spec.key_vault_name, _KEY_VAULT_NAME,
+                        "key vault names are 3-24 letters, digits and single hyphens, starting with a letter "
+                        "and globally unique (keep the suffix)", 3, 24))
+    for key, value in spec.tags.items():
+        if not key or len(key) > 512 or _TAG_KEY_FORBIDDEN & set(key):
+            problems.append(SpecProblem(f"tags.{key}", "tag names are 1-512 characters without < > % & \\ ? /",
+                                        "rename the tag"))
+        if len(value) > 256:
+            problems.append(SpecProblem(f"tags.{key}", "tag values are at most 256 characters", "shorten it"))
+        if key in (OWNER_TAG, MANAGED_TAG):
+            problems.append(SpecProblem(f"tags.{key}", "this tag is reserved for fleetflow's ownership marks",
+                                        "remove it; fleetflow sets it"))
+
+    if not spec.regions:
+        problems.append(SpecProblem("regions", "a fleet needs at least one region", "add a region entry"))
+    seen_regions: dict[str, int] = {}
+    seen_clusters: dict[str, int] = {}
+    seen_members: dict[str, int] = {}
+    groups_with_clusters: set[str] = set()
+    _check_cluster_settings("cluster_defaults", spec.cluster_defaults.model_dump(), problems)
+    for index, region in enumerate(spec.regions):
+        path = f"regions[{index}]"
+        if region.name not in AZURE_REGIONS:
+            problems.append(SpecProblem(f"{path}.name", f"unknown Azure region {region.name!r}",
+                                        "use a region name such as eastus, westus2 or centralus"))
+        if region.name in seen_regions:
+            problems.append(SpecProblem(f"{path}.name", f"region {region.name!r} is already regions"
+                                        f"[{seen_regions[region.name]}]", "list each region once"))
+        seen_regions.setdefault(region.name, index)
+        cluster = spec._resolve(index, region)
+        if cluster.name in seen_clusters:
+            problems.append(SpecProblem(f"{path}.cluster_name", f"cluster name {cluster.name!r} is also used by "
+                                        f"regions[{seen_clusters[cluster.name]}]", "give each cluster its own name"))
+        seen_clusters.setdefault(cluster.name, index)
+        if cluster.member_name in seen_members:
+            problems.append(SpecProblem(f"{path}.member_name", f"member name {cluster.member_name!r} is used twice",
+                                        "give each member its own name"))
+        seen_members.setdefault(cluster.member_name, index)
+        check(_name_problem(f"{path}.cluster_name", cluster.name, _AKS_NAME,
+                            "AKS names are 1-63 letters, digits, hyphens and underscores, starting and ending "
+                            "with a letter or digit", 1, 63))
+        check(_name_problem(f"{path}.member_name", cluster.member_name, _DNS_LABEL,
+                            f"fleet member names are 1-50 characters, {dns_rule}", 1, 50))
+        check(_name_problem(f"{path}.update_group", region.update_group, _DNS_LABEL,
+                            f"update group names are 1-50 characters, {dns_rule}", 1, 50))
+        check(_name_problem(f"{path} (derived storage account name)", cluster.storage_account_name,
+                            _STORAGE_NAME, "storage account names are 3-24 lowercase letters or digits", 3, 24))
+        overrides = {k: v for k, v in region.model_dump().items() if v is not None}
+        _check_cluster_settings(path, overrides, problems)
+        groups_with_clusters.add(region.update_group)
+
+    strategy = spec.update_strategy
+    if not strategy.stages:
+        problems.append(SpecProblem("update_strategy.stages", "the update strategy has no stages",
+                                    "add at least one stage listing update groups"))
+    staged_groups: dict[str, str] = {}
+    stage_names: set[str] = set()
+    for index, stage in enumerate(strategy.stages):
+        path = f"update_strategy.stages[{index}]"
+        check(_name_problem(f"{path}.name", stage.name, _DNS_LABEL, f"stage names are 1-50 characters, {dns_rule}",
+                            1, 50))
+        if stage.name in stage_names:
+            problems.append(SpecProblem(f"{path}.name", f"stage name {stage.name!r} is used twice",
+                                        "give each stage its own name"))
+        stage_names.add(stage.name)
+        if not stage.groups:
+            problems.append(SpecProblem(f"{path}.groups", "a stage needs at least one group",
+                                        "list update groups, e.g. [test-group]"))
+        if stage.after_stage_wait_seconds < 0 or stage.after_stage_wait_seconds > 3600:
+            problems.append(SpecProblem(f"{path}.after_stage_wait_seconds",
+                                        f"{stage.after_stage_wait_seconds} is outside 0-3600 seconds",
+                                        "use a wait between 0 and 3600 seconds"))
+        for group_index, group in enumerate(stage.groups):
+            group_path = f"{path}.groups[{group_index}]"
+            if group not in groups_with_clusters:
+                problems.append(SpecProblem(group_path, f"no cluster is in update group {group!r}",
+                                            "set update_group on a region to it, or remove it from the stage"))
+            if group in staged_groups:
+                problems.append(SpecProblem(group_path, f"group {group!r} is already in stage "
+                                            f"{staged_groups[group]!r}", "put each group in one stage"))
+            staged_groups.setdefault(group, stage.name)
+    for index, region in enumerate(spec.regions):
+        if strategy.stages and region.update_group not in staged_groups:
+            problems.append(SpecProblem(f"regions[{index}].update_group",
+                                        f"group {region.update_group!r} is in no stage, so cluster "
+                                        f"{spec._resolve(index, region).name!r} would never be upgraded",
+                                        "add the group to a stage of update_strategy"))
+
+    for index, item in enumerate(spec.service_operator.crd_pattern.split(";")):
+        if not _CRD_PATTERN_ITEM.match(item.strip()):
+            problems.append(SpecProblem(f"service_operator.crd_pattern[{index}]",
+                                        f"{item!r} is not a CRD pattern", "use group.azure.com/* or "
+                                        "group.azure.com/Kind, separated by semicolons"))
+    return problems
+
+
+def _check_cluster_settings(path: str, settings: dict[str, Any], problems: list[SpecProblem]) -> None:
+    count = settings.get("node_count")
+    if count is not None and not 1 <= count <= 1000:
+        problems.append(SpecProblem(f"{path}.node_count", f"{count} nodes is outside 1-1000",
+                                    "use a node count between 1 and 1000"))
+    vm_size = settings.get("vm_size")
+    if vm_size is not None and not _VM_SIZE.match(vm_size):
+        problems.append(SpecProblem(f"{path}.vm_size", f"{vm_size!r} is not an Azure VM size",
+                                    "use a size like Standard_DS2_v2"))
+    version = settings.get("kubernetes_version")
+    if version is not None:
+        try:
+            parse_kubernetes_version(version)
+        except ValueError as error:
+            problems.append(SpecProblem(f"{path}.kubernetes_version", str(error),
+                                        "write MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.36 or 1.36.3"))
+    if settings.get("network_policy") == "azure" and settings.get("network_plugin") not in (None, "azure"):
+        problems.append(SpecProblem(f"{path}.network_policy", "network policy azure needs network plugin azure",
+                                    "set network_plugin: azure or pick another policy"))
+
+
+def find_problems(document: Any) -> list[SpecProblem]:
+    """Every problem in a parsed spec document; empty when the spec is usable."""
+    if not isinstance(document, dict):
+        return [SpecProblem("(root)", "the spec is not a YAML mapping", "start from fleet.yaml in the repository")]
+    try:
+        spec = FleetSpec.model_validate(document)
+    except ValidationError as error:
+        return _structural_problems(error)
+    return _semantic_problems(spec)
+
+
+def parse_spec(text: str, source: str = "<text>") -> FleetSpec:
+    """Parse and validate YAML text; raises FleetSpecError listing every problem."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise FleetSpecError(source, [SpecProblem("(root)", f"not valid YAML: {error}", "fix the YAML syntax")]) \
+            from error
+    problems = find_problems(document)
+    if problems:
+        raise FleetSpecError(source, problems)
+    return FleetSpec.model_validate(document)
+
+
+def load_spec(path: str | Path) -> FleetSpec:
+    """Load and validate a fleet spec file; raises FleetSpecError listing every problem."""
+    spec_path = Path(path)
+    try:
+        text = spec_path.read_text()
+    except OSError as error:
+        raise FleetSpecError(str(spec_path), [SpecProblem("(file)", f"cannot read: {error.strerror}",
+                                                          "pass the path of an existing fleet spec")]) from error
+    return parse_spec(text, str(spec_path))
