@@ -48,9 +48,18 @@ build_etcd() {
 build_kwok() {
   local module="$here/k8s-$KWOK_KUBE_MINOR" out="$tools/kwok-$KWOK_VERSION" hash
   hash="$(inputs_hash "$module" "$KWOK_VERSION")"
-  up_to_date "$out" kwok "$hash" && { log "kwok-$KWOK_VERSION up to date"; return; }
+  if up_to_date "$out" kwok "$hash" && [[ -d "$out/stages" ]]; then
+    log "kwok-$KWOK_VERSION up to date"; return
+  fi
   go_build "$module" "$out" kwok sigs.k8s.io/kwok/cmd/kwok \
     "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+  # The standalone kwok binary runs only the stages its config lists; ship kwok's own "fast" node and
+  # pod stages (nodes Ready, pods Running, deleted pods removed) beside the binary.
+  local source
+  source="$(cd "$module" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
+  rm -rf "$out/stages" && mkdir -p "$out/stages"
+  cp "$source"/node/fast/*.yaml "$source"/pod/fast/*.yaml "$out/stages/"
+  rm -f "$out/stages/kustomization.yaml"
   echo "$hash" >"$out/.stamp"
 }
 

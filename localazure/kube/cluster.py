@@ -1,0 +1,902 @@
+"""LocalCluster: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler) with kwok-simulated AKS nodes, running as local processes under one home directory.
+
+The cluster's home holds everything: ``cluster.json`` (ports, pids, version, pools), ``pki/``,
+``etcd/`` (data), component kubeconfigs and ``logs/<component>.log``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import http.client
+import json
+import os
+import re
+import shutil
+import ssl
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from localazure.kube import processes
+from localazure.kube.pki import ADMIN, CONTROLLER_MANAGER, KWOK, SCHEDULER, ClientIdentity, ClusterPki
+from localazure.kube.processes import ProcessRecord
+from localazure.kube.sizes import node_resources, vm_size
+from localazure.kube.tools import Toolchain, available_versions, tools_dir, version_key
+
+STATE_FILE = "cluster.json"
+DEFAULT_NODE_IMAGE_VERSION = "AKSUbuntu-2204gen2containerd-202610.01.0"
+# Nodes kwok manages carry this annotation; kwok is started with the matching selector.
+KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+SERVICE_CIDR = "10.0.0.0/16"  # AKS default
+POD_CIDR = "10.244.0.0/16"  # AKS kubenet default
+
+# Start order; stop runs in reverse.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+# Controllers a cluster without kubelets, cloud provider or CSI does not need. node-lifecycle would
+# taint nodes whose kubelet heartbeat it misses; kwok's fast stages do not send heartbeats.
+DISABLED_CONTROLLERS = (
+    "node-lifecycle-controller",
+    "node-ipam-controller",
+    "node-route-controller",
+    "cloud-node-lifecycle-controller",
+    "service-lb-controller",
+    "persistentvolume-attach-detach-controller",
+    "persistentvolume-expander-controller",
+    "ephemeral-volume-controller",
+    "certificatesigningrequest-signing-controller",
+    "certificatesigningrequest-approving-controller",
+    "certificatesigningrequest-cleaner-controller",
+    "ttl-controller",
+    "root-ca-certificate-publisher-controller",
+)
+
+# Soft memory limits per component (Go runtime GOMEMLIMIT) to keep a cluster's RSS small; GOGC makes the
+# collector run sooner than the default.
+MEMORY_LIMITS_MIB = {
+    "etcd": 64,
+    "kube-apiserver": 200,
+    "kube-controller-manager": 64,
+    "kube-scheduler": 40,
+    "kwok": 40,
+}
+GOGC = "50"
+
+_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class LocalClusterError(RuntimeError):
+    """A local cluster operation failed; the message says which cluster and what to look at."""
+
+
+class ClusterNotFoundError(LocalClusterError):
+    """No (live or stopped) cluster state exists in the given home."""
+
+
+class DrainTimeoutError(LocalClusterError):
+    """A node could not be drained in time; names the node and the blocking PodDisruptionBudgets."""
+
+    def __init__(self, message: str, node: str, blocking_pdbs: list[str]) -> None:
+        super().__init__(message)
+        self.node = node
+        self.blocking_pdbs = blocking_pdbs
+
+
+@dataclass
+class NodePool:
+    """An AKS-like node pool of kwok-simulated nodes."""
+
+    name: str
+    count: int = 1
+    vm_size: str = "Standard_DS2_v2"
+    node_image_version: str = DEFAULT_NODE_IMAGE_VERSION
+    # Kubelet version the pool's nodes report; None means the cluster's version at creation.
+    orchestrator_version: str | None = None
+
+    def validate(self) -> None:
+        """Check the pool name, count and VM size the way AKS would."""
+        if not _POOL_NAME.match(self.name):
+            raise ValueError(
+                f"invalid node pool name {self.name!r}: 1-12 lowercase letters/digits, starting with a letter"
+            )
+        if not 0 <= self.count <= 100:
+            raise ValueError(f"node pool {self.name!r}: count must be between 0 and 100, got {self.count}")
+        vm_size(self.vm_size)  # raises UnknownVmSizeError naming the known sizes
+
+
+@dataclass
+class _PoolState:
+    pool: NodePool
+    # AKS node names carry an 8-digit number derived from the pool and a per-VMSS instance counter.
+    name_digits: str
+    next_instance: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self.pool), "name_digits": self.name_digits, "next_instance": self.next_instance}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _PoolState:
+        pool_fields = {k: data[k] for k in ("name", "count", "vm_size", "node_image_version", "orchestrator_version")}
+        return cls(NodePool(**pool_fields), str(data["name_digits"]), int(data["next_instance"]))
+
+
+@dataclass
+class _Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    kwok: int
+
+    def all(self) -> list[int]:
+        return [self.etcd_client, self.etcd_peer, self.apiserver, self.kwok]
+
+
+@dataclass
+class _State:
+    name: str
+    kubernetes_version: str
+    region: str
+    status: str  # creating | running | stopped | deleting
+    ports: _Ports
+    pools: list[_PoolState]
+    processes: dict[str, ProcessRecord] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kubernetes_version": self.kubernetes_version,
+            "region": self.region,
+            "status": self.status,
+            "ports": asdict(self.ports),
+            "pools": [pool.to_json() for pool in self.pools],
+            "processes": {name: record.to_json() for name, record in self.processes.items()},
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _State:
+        return cls(
+            name=data["name"],
+            kubernetes_version=data["kubernetes_version"],
+            region=data["region"],
+            status=data["status"],
+            ports=_Ports(**data["ports"]),
+            pools=[_PoolState.from_json(pool) for pool in data["pools"]],
+            processes={name: ProcessRecord.from_json(rec) for name, rec in data.get("processes", {}).items()},
+            created_at=float(data.get("created_at", 0.0)),
+        )
+
+
+def default_home(name: str) -> Path:
+    """Default home of a cluster: ``$FLEETFLOW_HOME/local/clusters/<name>``."""
+    root = Path(os.environ.get("FLEETFLOW_HOME", "~/.fleetflow")).expanduser()
+    return root / "local" / "clusters" / name
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+class LocalCluster:
+    """One local Kubernetes cluster; see the module docstring for its on-disk layout."""
+
+    def __init__(self, home: Path, state: _State) -> None:
+        self.home = home
+        self._state = state
+        self._pki = ClusterPki(home / "pki")
+        self._lock = threading.RLock()
+        self._api_client: Any = None
+
+    # ----------------------------------------------------------------------------------------------
+    # Public properties
+
+    @property
+    def name(self) -> str:
+        """Cluster name."""
+        return self._state.name
+
+    @property
+    def version(self) -> str:
+        """Control-plane Kubernetes version, e.g. ``v1.36.3``."""
+        return self._state.kubernetes_version
+
+    @property
+    def region(self) -> str:
+        """Azure region the cluster pretends to live in."""
+        return self._state.region
+
+    @property
+    def status(self) -> str:
+        """``running``, ``stopped`` (or transiently ``creating`` / ``deleting``)."""
+        return self._state.status
+
+    @property
+    def server(self) -> str:
+        """API server URL."""
+        return f"https://127.0.0.1:{self._state.ports.apiserver}"
+
+    @property
+    def node_pools(self) -> list[NodePool]:
+        """The cluster's node pools (copies; change them through the upgrade methods)."""
+        return [NodePool(**asdict(pool.pool)) for pool in self._state.pools]
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Pid of each component process as recorded in the state file."""
+        return {name: record.pid for name, record in self._state.processes.items()}
+
+    @property
+    def ports(self) -> list[int]:
+        """Loopback ports the cluster's components listen on."""
+        return self._state.ports.all()
+
+    # ----------------------------------------------------------------------------------------------
+    # Lifecycle
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        kubernetes_version: str | None = None,
+        node_pools: list[NodePool] | None = None,
+        region: str = "eastus",
+        home: Path | None = None,
+        timeout: float = 180.0,
+    ) -> LocalCluster:
+        """Start a new cluster and return once its API serves and all its nodes are Ready.
+
+        ``kubernetes_version`` defaults to the oldest built version (so an upgrade is possible);
+        ``node_pools`` defaults to one ``nodepool1`` of 1 Standard_DS2_v2 node.
+        """
+        if not _CLUSTER_NAME.match(name):
+            raise ValueError(f"invalid cluster name {name!r}")
+        versions = available_versions()
+        if kubernetes_version is None:
+            if not versions:
+                raise LocalClusterError(f"no Kubernetes version is built under {tools_dir()}; run `make tools`")
+            kubernetes_version = versions[0]
+        Toolchain.for_version(kubernetes_version)  # fail before touching disk when binaries are missing
+        pools = node_pools if node_pools is not None else [NodePool("nodepool1")]
+        if len({pool.name for pool in pools}) != len(pools):
+            raise ValueError(f"duplicate node pool names in {[pool.name for pool in pools]}")
+        for pool in pools:
+            pool.validate()
+        home = Path(home) if home is not None else default_home(name)
+        if (home / STATE_FILE).exists():
+            raise LocalClusterError(f"a cluster already lives in {home}; use LocalCluster.load(home)")
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+        pool_states = []
+        for pool in pools:
+            pool_copy = NodePool(**asdict(pool))
+            pool_copy.orchestrator_version = pool.orchestrator_version or kubernetes_version
+            digits = f"{zlib.crc32(f'{name}/{pool.name}'.encode()) % 100_000_000:08d}"
+            pool_states.append(_PoolState(pool_copy, digits))
+        ports = _Ports(*processes.allocate_ports(4))
+        state = _State(name, kubernetes_version, region, "creating", ports, pool_states)
+        cluster = cls(home, state)
+        try:
+            with cluster._locked():
+                cluster._save()
+                cluster._pki.generate(name)
+                cluster._write_component_configs()
+                cluster._start_processes(timeout)
+                cluster._register_nodes(cluster._state.pools, timeout)
+                cluster._state.status = "running"
+                cluster._save()
+        except BaseException as error:
+            # A half-created cluster is useless; leave nothing behind, but keep the logs' hint in the error.
+            logs = home / "logs"
+            try:
+                cluster._teardown(remove_home=False)
+            finally:
+                shutil.rmtree(home / "etcd", ignore_errors=True)
+            if isinstance(error, Exception):
+                raise LocalClusterError(f"creating local cluster {name!r} failed (logs in {logs}): {error}") from error
+            raise
+        return cluster
+
+    @classmethod
+    def load(cls, home: Path) -> LocalCluster:
+        """Adopt the cluster whose state lives in home.
+
+        A running cluster whose processes are all alive is adopted as is; one whose processes died (host
+        restart) is restarted; a stopped cluster stays stopped; a cluster whose creation or deletion was
+        interrupted is cleaned up and ClusterNotFoundError is raised.
+        """
+        home = Path(home)
+        state_path = home / STATE_FILE
+        try:
+            state = _State.from_json(json.loads(state_path.read_text()))
+        except FileNotFoundError as error:
+            raise ClusterNotFoundError(f"no local cluster state in {home}") from error
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise LocalClusterError(f"unreadable local cluster state {state_path}: {error}") from error
+        cluster = cls(home, state)
+        with cluster._locked():
+            if state.status in ("creating", "deleting"):
+                cluster._teardown(remove_home=True)
+                raise ClusterNotFoundError(
+                    f"local cluster {state.name!r} in {home} was interrupted while {state.status}; cleaned it up"
+                )
+            if state.status == "running" and not cluster._all_alive():
+                cluster._stop_processes()
+                cluster._start_processes(timeout=180.0)
+                cluster._wait_nodes_ready(cluster._expected_node_names(), timeout=120.0)
+        return cluster
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Start a stopped cluster's processes (objects kept in etcd); a no-op when it already runs."""
+        with self._locked():
+            self._require_exists()
+            if self._state.status == "running" and self._all_alive():
+                return
+            self._stop_processes()  # leftovers of a partial start
+            self._start_processes(timeout)
+            self._wait_nodes_ready(self._expected_node_names(), timeout)
+            self._state.status = "running"
+            self._save()
+
+    def stop(self) -> None:
+        """Stop every process; etcd data, certificates and state stay on disk for start()."""
+        with self._locked():
+            self._require_exists()
+            self._stop_processes()
+            self._state.status = "stopped"
+            self._save()
+
+    def delete(self) -> None:
+        """Stop every process and remove the cluster's home: no process, port or data stays behind."""
+        with self._locked():
+            if not self.home.exists():
+                return
+            self._state.status = "deleting"
+            self._save()
+            self._teardown(remove_home=True)
+
+    def kubeconfig(self) -> str:
+        """Admin kubeconfig (YAML text) with the CA and a client certificate in system:masters embedded."""
+        return yaml.safe_dump(self._kubeconfig_dict(ADMIN, embed=True), sort_keys=False)
+
+    def is_running(self) -> bool:
+        """Whether every component process is alive."""
+        return self._state.status == "running" and self._all_alive()
+
+    def server_version(self) -> dict[str, Any]:
+        """The API server's ``/version`` document."""
+        status, body = self._get("/version")
+        if status != 200:
+            raise LocalClusterError(f"{self.name}: GET /version returned {status}")
+        return dict(json.loads(body))
+
+    def rss_bytes(self) -> int:
+        """Resident memory of all the cluster's processes, summed (from /proc)."""
+        return sum(processes.rss_bytes(record) for record in self._state.processes.values())
+
+    # ----------------------------------------------------------------------------------------------
+    # Upgrades
+
+    def allowed_upgrades(self) -> list[str]:
+        """Built versions this control plane may move to: newer patches of its minor or the next minor."""
+        major, minor, _ = version_key(self.version)
+        return [
+            version
+            for version in available_versions()
+            if version_key(version) > version_key(self.version) and version_key(version)[:2] <= (major, minor + 1)
+        ]
+
+    def upgrade_control_plane(self, kubernetes_version: str, timeout: float = 180.0) -> None:
+        """Restart apiserver, controller-manager and scheduler on another version's binaries.
+
+        Objects are kept (etcd keeps running). Like AKS, only a move of at most one minor version up is
+        allowed: the same version is a no-op, a downgrade or a skipped minor raises ValueError.
+        """
+        with self._locked():
+            self._require_exists()
+            current = self.version
+            if kubernetes_version == current:
+                return
+            allowed = self.allowed_upgrades()
+            if kubernetes_version not in allowed:
+                raise ValueError(
+                    f"cluster {self.name!r}: cannot upgrade the control plane from {current} to "
+                    f"{kubernetes_version}; allowed: {', '.join(allowed) or 'none (no newer built version)'} "
+                    "(only upgrades of at most one minor version are supported)"
+                )
+            Toolchain.for_version(kubernetes_version)
+            if self._state.status != "running":
+                # A stopped cluster just records the new version; start() runs it.
+                self._state.kubernetes_version = kubernetes_version
+                self._save()
+                return
+            self._stop_processes(only=CONTROL_PLANE)
+            self._state.kubernetes_version = kubernetes_version
+            self._save()
+            self._start_processes(timeout, only=CONTROL_PLANE)
+            reported = self.server_version().get("gitVersion")
+            if reported != kubernetes_version:
+                raise LocalClusterError(
+                    f"cluster {self.name!r}: apiserver reports {reported} after upgrading to {kubernetes_version}"
+                )
+
+    def upgrade_node_image(
+        self,
+        pool: str,
+        image_version: str,
+        max_surge: int = 1,
+        drain_timeout: float = 120.0,
+        kubernetes_version: str | None = None,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        """Roll a node pool onto a new node image (and optionally a new kubelet version).
+
+        Surges ``max_surge`` new nodes first, then for each old node: cordon, evict its pods through the
+        Eviction API honouring PodDisruptionBudgets, wait for them to be gone, delete the node. Pods
+        reschedule onto the new nodes. A drain still blocked after ``drain_timeout`` seconds raises
+        DrainTimeoutError naming the node and the blocking PodDisruptionBudget(s); the node is uncordoned
+        and the roll can be retried.
+        """
+        from localazure.kube import nodes  # the kubernetes client import is slow; only upgrades need it
+
+        with self._locked():
+            self._require_exists()
+            if self._state.status != "running":
+                raise LocalClusterError(f"cluster {self.name!r} is {self._state.status}; start it first")
+            pool_state = self._pool(pool)
+            if max_surge < 1:
+                raise ValueError(f"max_surge must be at least 1, got {max_surge}")
+            if kubernetes_version is not None:
+                if version_key(kubernetes_version) > version_key(self.version):
+                    raise ValueError(
+                        f"node pool {pool!r} cannot run {kubernetes_version}, newer than the control plane "
+                        f"{self.version}"
+                    )
+                pool_state.pool.orchestrator_version = kubernetes_version
+            pool_state.pool.node_image_version = image_version
+            self._save()
+            nodes.roll_pool(
+                self,
+                pool_state.pool,
+                max_surge=max_surge,
+                drain_timeout=drain_timeout,
+                new_node=lambda: self._new_node_manifest(pool_state),
+                persist=self._save,
+                on_event=on_event or (lambda _message: None),
+            )
+
+    # ----------------------------------------------------------------------------------------------
+    # Kubernetes API access
+
+    def api_client(self) -> Any:
+        """A kubernetes.client.ApiClient authenticated as the cluster admin (cached)."""
+        from kubernetes import client as k8s_client
+
+        if self._api_client is None or self._api_client.configuration.host != self.server:
+            configuration = k8s_client.Configuration()
+            configuration.host = self.server
+            configuration.ssl_ca_cert = str(self._pki.ca_cert)
+            configuration.cert_file = str(self._pki.client_cert(ADMIN))
+            configuration.key_file = str(self._pki.client_key(ADMIN))
+            configuration.verify_ssl = True
+            self._api_client = k8s_client.ApiClient(configuration)
+        return self._api_client
+
+    # ----------------------------------------------------------------------------------------------
+    # Internals: state
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Thread lock for this object plus a file lock so two host processes never drive one cluster.
+        with self._lock:
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(self.home / ".lock", "a+") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _save(self) -> None:
+        path = self.home / STATE_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self._state.to_json(), indent=2))
+        os.replace(temporary, path)
+
+    def _require_exists(self) -> None:
+        if not (self.home / STATE_FILE).exists():
+            raise ClusterNotFoundError(f"local cluster {self.name!r} no longer exists in {self.home}")
+
+    def _pool(self, name: str) -> _PoolState:
+        for pool in self._state.pools:
+            if pool.pool.name == name:
+                return pool
+        known = ", ".join(pool.pool.name for pool in self._state.pools)
+        raise KeyError(f"cluster {self.name!r} has no node pool {name!r} (pools: {known})")
+
+    # ----------------------------------------------------------------------------------------------
+    # Internals: configuration files
+
+    def _kubeconfig_dict(self, identity: ClientIdentity, embed: bool) -> dict[str, Any]:
+        user: dict[str, str]
+        cluster: dict[str, str] = {"server": self.server}
+        if embed:
+            cluster["certificate-authority-data"] = _b64(self._pki.ca_cert)
+            user = {
+                "client-certificate-data": _b64(self._pki.client_cert(identity)),
+                "client-key-data": _b64(self._pki.client_key(identity)),
+            }
+        else:
+            cluster["certificate-authority"] = str(self._pki.ca_cert)
+            user = {
+                "client-certificate": str(self._pki.client_cert(identity)),
+                "client-key": str(self._pki.client_key(identity)),
+            }
+        context = f"{self.name}-{identity.file_stem}" if identity is not ADMIN else f"{self.name}-admin"
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": self.name, "cluster": cluster}],
+            "users": [{"name": context, "user": user}],
+            "contexts": [{"name": context, "context": {"cluster": self.name, "user": context}}],
+            "current-context": context,
+            "preferences": {},
+        }
+
+    def _component_kubeconfig(self, identity: ClientIdentity) -> Path:
+        return self.home / f"{identity.file_stem}.kubeconfig"
+
+    def _write_component_configs(self) -> None:
+        # Kubeconfigs reference the key files by path so no key material is copied around.
+        for identity in (CONTROLLER_MANAGER, SCHEDULER, KWOK):
+            path = self._component_kubeconfig(identity)
+            path.write_text(yaml.safe_dump(self._kubeconfig_dict(identity, embed=False), sort_keys=False))
+            path.chmod(0o600)
+        self._write_kwok_config()
+
+    def _write_kwok_config(self) -> None:
+        stages_dir = Toolchain.for_version(self.version).kwok.parent / "stages"
+        stage_files = sorted(stages_dir.glob("*.yaml")) if stages_dir.is_dir() else []
+        if not stage_files:
+            raise LocalClusterError(f"kwok stages are missing in {stages_dir}; run `make tools`")
+        # kwok's own "fast" node and pod stages (copied beside the binary by hack/kube/build.sh).
+        documents = [path.read_text() for path in stage_files]
+        (self.home / "kwok.yaml").write_text("\n---\n".join(documents))
+
+    # ----------------------------------------------------------------------------------------------
+    # Internals: processes
+
+    def _argv(self, component: str, toolchain: Toolchain) -> list[str]:
+        home, pki, ports = self.home, self._pki, self._state.ports
+        if component == "etcd":
+            peer = f"http://127.0.0.1:{ports.etcd_peer}"
+            client = f"http://127.0.0.1:{ports.etcd_client}"
+            return [
+                str(toolchain.etcd),
+                f"--name={self.name}",
+                f"--data-dir={home / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster={self.name}={peer}",
+                "--initial-cluster-state=new",
+                "--quota-backend-bytes=268435456",  # 256 MiB: plenty for a test cluster, small mmap
+                "--snapshot-count=5000",
+                "--auto-compaction-mode=periodic",
+                "--auto-compaction-retention=10m",
+                # Graceful stops flush; only a host crash could lose the last writes of a local cluster.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ]
+        kube = str(toolchain.kube)
+        if component == "kube-apiserver":
+            return [
+                kube, "kube-apiserver",
+                f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports.apiserver}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                f"--service-account-key-file={pki.service_account_public_key}",
+                f"--service-account-signing-key-file={pki.service_account_key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--enable-priority-and-fairness=false",
+                "--endpoint-reconciler-type=none",
+                "--event-ttl=30m",
+                "--v=1",
+            ]
+        if component == "kube-controller-manager":
+            return [
+                kube, "kube-controller-manager",
+                f"--kubeconfig={self._component_kubeconfig(CONTROLLER_MANAGER)}",
+                f"--service-account-private-key-file={pki.service_account_key}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--controllers=*," + ",".join(f"-{name}" for name in DISABLED_CONTROLLERS),
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--profiling=false",
+                "--kube-api-qps=100",
+                "--kube-api-burst=200",
+                "--v=1",
+            ]
+        if component == "kube-scheduler":
+            return [
+                kube, "kube-scheduler",
+                f"--kubeconfig={self._component_kubeconfig(SCHEDULER)}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--profiling=false",
+                "--v=1",
+            ]
+        if component == "kwok":
+            annotation = "=".join(KWOK_NODE_ANNOTATION)
+            return [
+                str(toolchain.kwok),
+                f"--kubeconfig={self._component_kubeconfig(KWOK)}",
+                f"--config={home / 'kwok.yaml'}",
+                f"--manage-nodes-with-annotation-selector={annotation}",
+                f"--server-address=127.0.0.1:{ports.kwok}",
+                f"--cidr={POD_CIDR}",
+            ]
+        raise ValueError(f"unknown component {component}")
+
+    def _spawn(self, component: str, toolchain: Toolchain) -> None:
+        env = {"GOGC": GOGC, "GOMEMLIMIT": f"{MEMORY_LIMITS_MIB[component]}MiB"}
+        record = processes.spawn(self._argv(component, toolchain), self.home / "logs" / f"{component}.log", env)
+        self._state.processes[component] = record
+        self._save()
+
+    def _ensure_ports_free(self, components: tuple[str, ...]) -> None:
+        # Ports recorded at creation may have been taken while the cluster was stopped; pick new ones.
+        ports = self._state.ports
+        wanted = {"etcd": ["etcd_client", "etcd_peer"], "kube-apiserver": ["apiserver"], "kwok": ["kwok"]}
+        for component in components:
+            for attribute in wanted.get(component, []):
+                if not processes.port_is_free(getattr(ports, attribute)):
+                    setattr(ports, attribute, processes.allocate_ports(1)[0])
+
+    def _start_processes(self, timeout: float, only: tuple[str, ...] = COMPONENTS) -> None:
+        toolchain = Toolchain.for_version(self.version)
+        self._ensure_ports_free(only)
+        deadline = time.monotonic() + timeout
+        if "etcd" in only:
+            self._spawn("etcd", toolchain)
+        if "kube-apiserver" in only:
+            # The apiserver retries its etcd connection, so both boot in parallel.
+            self._spawn("kube-apiserver", toolchain)
+        # Controller-manager and scheduler wait for the apiserver themselves: start them right away too.
+        for component in ("kube-controller-manager", "kube-scheduler"):
+            if component in only:
+                self._spawn(component, toolchain)
+        self._wait_apiserver_ready(deadline)
+        if "kwok" in only:
+            self._spawn("kwok", toolchain)
+        if "kube-controller-manager" in only:
+            self._wait_default_service_account(deadline)
+        self._check_alive(only)
+
+    def _stop_processes(self, only: tuple[str, ...] = COMPONENTS) -> None:
+        # Stop clients before the servers they talk to (kwok, scheduler, controller-manager, apiserver, etcd).
+        names = [name for name in reversed(COMPONENTS) if name in only and name in self._state.processes]
+        for record in (self._state.processes[name] for name in names):
+            processes.terminate([record], timeout=15.0)
+        for name in only:
+            self._state.processes.pop(name, None)
+        self._save()
+
+    def _teardown(self, remove_home: bool) -> None:
+        self._stop_processes()
+        # Safety net: components whose pid was never recorded (crash between spawn and save).
+        processes.terminate(processes.processes_referencing(self.home), timeout=10.0)
+        processes.release_ports(self._state.ports.all())
+        if remove_home:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def _all_alive(self) -> bool:
+        return all(
+            name in self._state.processes and processes.is_alive(self._state.processes[name]) for name in COMPONENTS
+        )
+
+    def _check_alive(self, components: tuple[str, ...]) -> None:
+        for name in components:
+            record = self._state.processes.get(name)
+            if record is None or not processes.is_alive(record):
+                raise LocalClusterError(
+                    f"{self.name}: {name} exited; see {self.home / 'logs' / f'{name}.log'}"
+                )
+
+    # ----------------------------------------------------------------------------------------------
+    # Internals: readiness
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self._pki.ca_cert))
+        context.load_cert_chain(str(self._pki.client_cert(ADMIN)), str(self._pki.client_key(ADMIN)))
+        return context
+
+    def _get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", self._state.ports.apiserver, context=self._ssl_context(), timeout=timeout
+        )
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def _wait_until(self, what: str, deadline: float, probe: Callable[[], bool], components: tuple[str, ...]) -> None:
+        while True:
+            try:
+                if probe():
+                    return
+            except (OSError, http.client.HTTPException, ValueError):
+                pass  # not serving yet
+            self._check_alive(tuple(name for name in components if name in self._state.processes))
+            if time.monotonic() > deadline:
+                raise LocalClusterError(f"{self.name}: timed out waiting for {what}; logs in {self.home / 'logs'}")
+            time.sleep(0.1)
+
+    def _wait_apiserver_ready(self, deadline: float) -> None:
+        self._wait_until(
+            "kube-apiserver /readyz", deadline, lambda: self._get("/readyz")[0] == 200, ("etcd", "kube-apiserver")
+        )
+
+    def _wait_default_service_account(self, deadline: float) -> None:
+        # Pods are only admitted once the controller-manager created the namespace's default ServiceAccount.
+        self._wait_until(
+            "the default ServiceAccount",
+            deadline,
+            lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
+            ("kube-apiserver", "kube-controller-manager"),
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # Internals: nodes
+
+    def _node_name(self, pool_state: _PoolState, instance: int) -> str:
+        return f"aks-{pool_state.pool.name}-{pool_state.name_digits}-vmss{_base36(instance, 6)}"
+
+    def _expected_node_names(self) -> list[str]:
+        status, body = self._get("/api/v1/nodes")
+        if status != 200:
+            raise LocalClusterError(f"{self.name}: listing nodes returned {status}")
+        return [item["metadata"]["name"] for item in json.loads(body)["items"]]
+
+    def _new_node_manifest(self, pool_state: _PoolState) -> dict[str, Any]:
+        """Manifest of the pool's next node (advances the pool's instance counter)."""
+        pool = pool_state.pool
+        instance = pool_state.next_instance
+        pool_state.next_instance += 1
+        name = self._node_name(pool_state, instance)
+        capacity, allocatable = node_resources(pool.vm_size)
+        zone = f"{self.region}-{instance % 3 + 1}"
+        vmss = f"aks-{pool.name}-{pool_state.name_digits}-vmss"
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {
+                    KWOK_NODE_ANNOTATION[0]: KWOK_NODE_ANNOTATION[1],
+                    "node.alpha.kubernetes.io/ttl": "0",
+                },
+                "labels": {
+                    "agentpool": pool.name,
+                    "kubernetes.azure.com/agentpool": pool.name,
+                    "kubernetes.azure.com/mode": "system" if pool_state is self._state.pools[0] else "user",
+                    "kubernetes.azure.com/node-image-version": pool.node_image_version,
+                    "kubernetes.azure.com/cluster": f"MC_{self.name}_{self.region}",
+                    "kubernetes.azure.com/os-sku": "Ubuntu",
+                    "kubernetes.azure.com/role": "agent",
+                    "node.kubernetes.io/instance-type": pool.vm_size,
+                    "beta.kubernetes.io/instance-type": pool.vm_size,
+                    "topology.kubernetes.io/region": self.region,
+                    "topology.kubernetes.io/zone": zone,
+                    "failure-domain.beta.kubernetes.io/region": self.region,
+                    "failure-domain.beta.kubernetes.io/zone": zone,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "beta.kubernetes.io/os": "linux",
+                    "beta.kubernetes.io/arch": "amd64",
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/role": "agent",
+                    "node-role.kubernetes.io/agent": "",
+                    "type": "kwok",
+                },
+            },
+            "spec": {
+                "providerID": (
+                    f"azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+                    f"mc_{self.name}_{self.region}/providers/Microsoft.Compute/virtualMachineScaleSets/"
+                    f"{vmss}/virtualMachines/{instance}"
+                ),
+            },
+            "status": {
+                "capacity": capacity,
+                "allocatable": allocatable,
+                "nodeInfo": {
+                    "architecture": "amd64",
+                    "operatingSystem": "linux",
+                    "osImage": "Ubuntu 22.04.5 LTS",
+                    "kernelVersion": "5.15.0-1089-azure",
+                    "containerRuntimeVersion": "containerd://1.7.28-1",
+                    "kubeletVersion": pool.orchestrator_version or self.version,
+                    "kubeProxyVersion": pool.orchestrator_version or self.version,
+                },
+            },
+        }
+
+    def _create_node(self, manifest: dict[str, Any]) -> None:
+        body = json.dumps(manifest).encode()
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", self._state.ports.apiserver, context=self._ssl_context(), timeout=10
+        )
+        try:
+            connection.request("POST", "/api/v1/nodes", body=body, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            payload = response.read()
+        finally:
+            connection.close()
+        if response.status not in (200, 201, 409):
+            message = json.loads(payload).get("message", payload[:200]) if payload else ""
+            raise LocalClusterError(f"{self.name}: creating node {manifest['metadata']['name']} failed: {message}")
+
+    def _register_nodes(self, pools: list[_PoolState], timeout: float) -> None:
+        names = []
+        for pool_state in pools:
+            for _ in range(pool_state.pool.count):
+                manifest = self._new_node_manifest(pool_state)
+                self._create_node(manifest)
+                names.append(manifest["metadata"]["name"])
+        self._save()
+        self._wait_nodes_ready(names, timeout)
+
+    def _wait_nodes_ready(self, names: list[str], timeout: float) -> None:
+        wanted = set(names)
+
+        def all_ready() -> bool:
+            status, body = self._get("/api/v1/nodes")
+            if status != 200:
+                return False
+            ready = {
+                item["metadata"]["name"]
+                for item in json.loads(body)["items"]
+                if any(
+                    condition["type"] == "Ready" and condition["status"] == "True"
+                    for condition in item.get("status", {}).get("conditions", [])
+                )
+            }
+            return wanted <= ready
+
+        self._wait_until(f"nodes {sorted(wanted)} Ready", time.monotonic() + timeout, all_ready, COMPONENTS)
+
+
+def _base36(number: int, width: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, remainder = divmod(number, 36)
+        text = digits[remainder] + text
+        if number == 0:
+            break
+    return text.rjust(width, "0")
+

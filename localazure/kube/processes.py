@@ -1,0 +1,190 @@
+"""Starting, identifying and stopping the long-lived component processes of local clusters.
+
+Components run in their own session so they outlive the Python process that started them (a restarted
+emulator adopts them). A process is identified by pid *and* start time, so a recycled pid is never
+mistaken for a component and never signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Popen objects of the components this interpreter started, kept so exited children are reaped (a
+# zombie would otherwise still look alive through /proc).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+_children_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """A running process: pid plus the kernel's start time (clock ticks since boot)."""
+
+    pid: int
+    start_ticks: int
+
+    def to_json(self) -> dict[str, int]:
+        """Serialise for the cluster state file."""
+        return {"pid": self.pid, "start_ticks": self.start_ticks}
+
+    @classmethod
+    def from_json(cls, data: dict[str, int]) -> ProcessRecord:
+        """Inverse of to_json."""
+        return cls(pid=int(data["pid"]), start_ticks=int(data["start_ticks"]))
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may contain spaces; everything after its closing parenthesis is fixed.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _start_ticks(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None  # field 22 of stat overall
+
+
+def _reap(pid: int) -> None:
+    with _children_lock:
+        child = _children.get(pid)
+        if child is not None and child.poll() is not None:
+            del _children[pid]
+
+
+def is_alive(record: ProcessRecord) -> bool:
+    """Whether the recorded process still runs (and is the same process, not a recycled pid)."""
+    _reap(record.pid)
+    fields = _stat_fields(record.pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return int(fields[19]) == record.start_ticks
+
+
+def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> ProcessRecord:
+    """Start a component detached in its own session, logging stdout and stderr to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            close_fds=True,
+        )
+    with _children_lock:
+        _children[process.pid] = process
+    ticks = _start_ticks(process.pid)
+    if ticks is None:
+        raise RuntimeError(f"{argv[0]} exited immediately; see {log_path}")
+    return ProcessRecord(process.pid, ticks)
+
+
+def _signal_group(record: ProcessRecord, signum: int) -> None:
+    if not is_alive(record):
+        return
+    try:
+        # Each component leads its own session/group; signalling the group also reaches any helper it forked.
+        os.killpg(record.pid, signum)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(record.pid, signum)
+
+
+def terminate(records: list[ProcessRecord], timeout: float = 15.0) -> None:
+    """SIGTERM the processes, wait up to timeout for them to exit, then SIGKILL what remains."""
+    for record in records:
+        _signal_group(record, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    remaining = [record for record in records if is_alive(record)]
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.05)
+        remaining = [record for record in remaining if is_alive(record)]
+    for record in remaining:
+        _signal_group(record, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while any(is_alive(record) for record in remaining) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def processes_referencing(path: Path) -> list[ProcessRecord]:
+    """Processes whose command line mentions path: a safety net to find components whose pid was lost."""
+    needle = str(path).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline:
+            ticks = _start_ticks(int(entry.name))
+            if ticks is not None:
+                found.append(ProcessRecord(int(entry.name), ticks))
+    return found
+
+
+def rss_bytes(record: ProcessRecord) -> int:
+    """Resident set size of a live process, from /proc (0 when it is gone)."""
+    if not is_alive(record):
+        return 0
+    try:
+        for line in Path(f"/proc/{record.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+
+
+# Ports come from below the kernel's ephemeral range (32768+) so outgoing connections cannot take a port
+# between allocation and the component binding it.
+_PORT_RANGE = (20000, 32000)
+_reserved_ports: set[int] = set()
+_ports_lock = threading.Lock()
+
+
+def port_is_free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def allocate_ports(count: int) -> list[int]:
+    """Pick count free loopback ports, never handing the same port to two clusters of this process."""
+    with _ports_lock:
+        chosen: list[int] = []
+        attempts = 0
+        while len(chosen) < count:
+            attempts += 1
+            if attempts > 10_000:
+                raise RuntimeError(f"no free loopback port in {_PORT_RANGE}")
+            port = random.randint(*_PORT_RANGE)  # noqa: S311 - not security sensitive
+            if port in _reserved_ports or port in chosen or not port_is_free(port):
+                continue
+            chosen.append(port)
+        _reserved_ports.update(chosen)
+        return chosen
+
+
+def release_ports(ports: list[int]) -> None:
+    """Forget reservations of a deleted cluster's ports."""
+    with _ports_lock:
+        _reserved_ports.difference_update(ports)

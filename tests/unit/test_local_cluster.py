@@ -1,0 +1,245 @@
+"""Unit tests of the local-cluster layer that need no Kubernetes binaries."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from localazure.kube import NodePool, UnknownVmSizeError, available_versions, node_resources, vm_size
+from localazure.kube import cluster as cluster_module
+from localazure.kube import nodes, processes
+from localazure.kube.cluster import LocalCluster, _PoolState, _Ports, _State
+from localazure.kube.pki import ADMIN, ClusterPki
+from localazure.kube.tools import Toolchain, ToolsMissingError
+
+
+@pytest.fixture
+def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tools directory with executable placeholders for two minors, etcd and kwok."""
+    root = tmp_path / "tools"
+    for directory, binary in [
+        ("kube-v1.36.3", "kube"),
+        ("kube-v1.37.2", "kube"),
+        ("kube-v1.35.4", "kube"),
+        ("etcd-v3.6.16", "etcd"),
+        ("kwok-v0.8.0", "kwok"),
+    ]:
+        (root / directory).mkdir(parents=True)
+        path = root / directory / binary
+        path.write_text("#!/bin/sh\nexit 0\n")
+        path.chmod(0o755)
+    (root / "kube-v1.38.0").mkdir()  # a directory without a binary is not a built version
+    monkeypatch.setenv("FLEETFLOW_TOOLS", str(root))
+    return root
+
+
+def _cluster_at(version: str, home: Path) -> LocalCluster:
+    state = _State(
+        name="c1",
+        kubernetes_version=version,
+        region="westeurope",
+        status="stopped",
+        ports=_Ports(1, 2, 3, 4),
+        pools=[_PoolState(NodePool("nodepool1", 2, "Standard_DS2_v2", orchestrator_version=version), "12345678")],
+    )
+    home.mkdir(parents=True, exist_ok=True)
+    cluster = LocalCluster(home, state)
+    cluster._save()
+    return cluster
+
+
+def test_vm_sizes_map_to_capacity_and_smaller_allocatable() -> None:
+    capacity, allocatable = node_resources("Standard_DS2_v2")
+    assert capacity["cpu"] == "2"
+    assert capacity["memory"] == f"{7 * 1024 * 1024}Ki"
+    assert capacity["pods"] == allocatable["pods"] == "110"
+    assert allocatable["cpu"] == "1900m"
+    assert int(allocatable["memory"][:-2]) < int(capacity["memory"][:-2])
+    assert vm_size("standard_d4s_v3").vcpus == 4  # Azure size names are case-insensitive
+
+
+def test_unknown_vm_size_is_a_clear_error_listing_known_sizes() -> None:
+    with pytest.raises(UnknownVmSizeError, match=r"Standard_Z99.*known sizes: .*Standard_DS2_v2"):
+        vm_size("Standard_Z99")
+    with pytest.raises(UnknownVmSizeError):
+        NodePool("pool1", 1, "Standard_Z99").validate()
+
+
+@pytest.mark.parametrize("name", ["Pool", "1pool", "averyveryverylongpool", "with-dash", ""])
+def test_invalid_node_pool_names_are_rejected(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid node pool name"):
+        NodePool(name).validate()
+
+
+def test_available_versions_lists_built_control_planes_ascending(fake_tools: Path) -> None:
+    assert available_versions() == ["v1.35.4", "v1.36.3", "v1.37.2"]
+
+
+def test_missing_version_names_what_is_built(fake_tools: Path) -> None:
+    with pytest.raises(ToolsMissingError, match=r"v1\.30\.0 is not built.*v1\.35\.4, v1\.36\.3, v1\.37\.2"):
+        Toolchain.for_version("v1.30.0")
+
+
+def test_create_fails_before_touching_disk_when_version_is_not_built(fake_tools: Path, tmp_path: Path) -> None:
+    home = tmp_path / "cluster"
+    with pytest.raises(ToolsMissingError):
+        LocalCluster.create("c1", kubernetes_version="v1.29.0", home=home)
+    assert not home.exists()
+
+
+def test_pki_issues_admin_in_system_masters_and_serving_cert_for_loopback(tmp_path: Path) -> None:
+    pki = ClusterPki(tmp_path / "pki")
+    pki.generate("c1")
+    assert pki.exists()
+    admin = x509.load_pem_x509_certificate(pki.client_cert(ADMIN).read_bytes())
+    organizations = [a.value for a in admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    assert organizations == ["system:masters"]
+    usages = admin.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.CLIENT_AUTH in usages
+    serving = x509.load_pem_x509_certificate(pki.serving_cert.read_bytes())
+    sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in sans.get_values_for_type(x509.DNSName)
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1", "10.0.0.1"]
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    assert serving.issuer == ca.subject
+    for key in (pki.ca_key, pki.serving_key, pki.service_account_key, pki.client_key(ADMIN)):
+        assert key.stat().st_mode & 0o077 == 0, f"{key.name} is readable by others"
+
+
+def test_kubeconfig_embeds_ca_and_admin_client_certificate(tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.36.3", tmp_path)
+    cluster._pki.generate("c1")
+    config = yaml.safe_load(cluster.kubeconfig())
+    entry = config["clusters"][0]["cluster"]
+    assert entry["server"] == "https://127.0.0.1:3"
+    assert base64.b64decode(entry["certificate-authority-data"]) == cluster._pki.ca_cert.read_bytes()
+    user = config["users"][0]["user"]
+    assert base64.b64decode(user["client-certificate-data"]) == cluster._pki.client_cert(ADMIN).read_bytes()
+    assert config["current-context"] == config["contexts"][0]["name"]
+
+
+def test_node_manifests_look_like_aks_nodes(tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.36.3", tmp_path)
+    pool_state = cluster._state.pools[0]
+    first = cluster._new_node_manifest(pool_state)
+    second = cluster._new_node_manifest(pool_state)
+    assert first["metadata"]["name"] == "aks-nodepool1-12345678-vmss000000"
+    assert second["metadata"]["name"] == "aks-nodepool1-12345678-vmss000001"
+    assert re.fullmatch(r"aks-[a-z0-9]+-\d{8}-vmss[0-9a-z]{6}", first["metadata"]["name"])
+    labels = first["metadata"]["labels"]
+    assert labels["kubernetes.azure.com/agentpool"] == "nodepool1"
+    assert labels["kubernetes.azure.com/node-image-version"] == cluster_module.DEFAULT_NODE_IMAGE_VERSION
+    assert labels["node.kubernetes.io/instance-type"] == "Standard_DS2_v2"
+    assert labels["topology.kubernetes.io/region"] == "westeurope"
+    assert labels["topology.kubernetes.io/zone"] == "westeurope-1"
+    assert labels["kubernetes.io/os"] == "linux"
+    assert first["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
+    assert first["status"]["capacity"]["cpu"] == "2"
+    assert first["status"]["nodeInfo"]["kubeletVersion"] == "v1.36.3"
+
+
+def test_state_round_trips_through_the_state_file(tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.36.3", tmp_path)
+    cluster._state.processes["etcd"] = processes.ProcessRecord(123, 456)
+    cluster._save()
+    loaded = _State.from_json(json.loads((tmp_path / "cluster.json").read_text()))
+    assert loaded.to_json() == cluster._state.to_json()
+
+
+def test_upgrade_allows_only_one_minor_up(fake_tools: Path, tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.35.4", tmp_path)
+    assert cluster.allowed_upgrades() == ["v1.36.3"]
+    with pytest.raises(ValueError, match=r"from v1\.35\.4 to v1\.37\.2; allowed: v1\.36\.3"):
+        cluster.upgrade_control_plane("v1.37.2")
+
+
+def test_downgrade_is_refused_naming_current_requested_and_allowed(fake_tools: Path, tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.37.2", tmp_path)
+    with pytest.raises(ValueError, match=r"from v1\.37\.2 to v1\.36\.3; allowed: none"):
+        cluster.upgrade_control_plane("v1.36.3")
+
+
+def test_same_version_upgrade_is_a_no_op(fake_tools: Path, tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.36.3", tmp_path)
+    cluster.upgrade_control_plane("v1.36.3")
+    assert json.loads((tmp_path / "cluster.json").read_text())["kubernetes_version"] == "v1.36.3"
+
+
+def test_stopped_cluster_upgrade_records_the_new_version(fake_tools: Path, tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.36.3", tmp_path)
+    cluster.upgrade_control_plane("v1.37.2")
+    assert LocalCluster.load(tmp_path).version == "v1.37.2"
+
+
+def test_load_without_state_raises_cluster_not_found(tmp_path: Path) -> None:
+    with pytest.raises(cluster_module.ClusterNotFoundError):
+        LocalCluster.load(tmp_path / "nothing")
+
+
+def test_load_cleans_up_a_cluster_whose_creation_was_interrupted(tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.36.3", tmp_path / "c1")
+    cluster._state.status = "creating"
+    cluster._save()
+    with pytest.raises(cluster_module.ClusterNotFoundError, match="interrupted while creating"):
+        LocalCluster.load(tmp_path / "c1")
+    assert not (tmp_path / "c1").exists()
+
+
+def test_process_identity_survives_and_terminate_kills_the_session(tmp_path: Path) -> None:
+    record = processes.spawn([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "sleep.log")
+    assert processes.is_alive(record)
+    assert not processes.is_alive(processes.ProcessRecord(record.pid, record.start_ticks + 1))
+    processes.terminate([record], timeout=5)
+    assert not processes.is_alive(record)
+
+
+def test_processes_referencing_finds_a_process_by_path_in_its_command_line(tmp_path: Path) -> None:
+    marker = tmp_path / "marker-dir"
+    child = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", str(marker)])
+    try:
+        found = processes.processes_referencing(marker)
+        assert [record.pid for record in found] == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_allocated_ports_are_distinct_and_free() -> None:
+    ports = processes.allocate_ports(8)
+    try:
+        assert len(set(ports)) == 8
+        assert all(processes.port_is_free(port) for port in ports)
+        assert not set(ports) & set(processes.allocate_ports(8))
+    finally:
+        processes.release_ports(ports)
+
+
+class _Selector:
+    def __init__(self, match_labels: dict[str, str] | None = None, expressions: list[object] | None = None) -> None:
+        self.match_labels = match_labels
+        self.match_expressions = expressions
+
+
+class _Expression:
+    def __init__(self, key: str, operator: str, values: list[str] | None = None) -> None:
+        self.key, self.operator, self.values = key, operator, values
+
+
+def test_pdb_selector_matching_follows_label_selector_semantics() -> None:
+    labels = {"app": "web", "tier": "front"}
+    assert nodes._selector_matches(_Selector({"app": "web"}), labels)
+    assert not nodes._selector_matches(_Selector({"app": "db"}), labels)
+    assert nodes._selector_matches(_Selector(None, [_Expression("tier", "In", ["front", "back"])]), labels)
+    assert not nodes._selector_matches(_Selector(None, [_Expression("tier", "NotIn", ["front"])]), labels)
+    assert not nodes._selector_matches(_Selector(None, [_Expression("zone", "Exists")]), labels)
+    assert nodes._selector_matches(_Selector(None, [_Expression("zone", "DoesNotExist")]), labels)
+    assert not nodes._selector_matches(None, labels)
