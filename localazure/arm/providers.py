@@ -34,22 +34,36 @@ class ResourceProvider:
 
 
 class ProviderRegistry:
-    """The providers of one emulator, keyed by lower-cased namespace."""
+    """The providers of one emulator, keyed by lower-cased namespace.
+
+    Several providers may share a namespace (AKS and Fleet are both Microsoft.ContainerService, each
+    with its own resource types and api-versions); the namespace then accepts the union of their
+    api-versions, and each provider's routes answer for its own resource types.
+    """
 
     def __init__(self) -> None:
-        self._providers: dict[str, ResourceProvider] = {}
+        self._providers: dict[str, list[ResourceProvider]] = {}
+        self._order: list[ResourceProvider] = []
 
     def add(self, provider: ResourceProvider) -> None:
-        """Register a provider; a namespace can only be registered once."""
-        key = provider.namespace.lower()
-        if key in self._providers:
+        """Register a provider; the same provider object can only be registered once."""
+        registered = self._providers.setdefault(provider.namespace.lower(), [])
+        if any(existing is provider for existing in registered):
             raise ValueError(f"resource provider {provider.namespace} is already registered")
-        self._providers[key] = provider
+        registered.append(provider)
+        self._order.append(provider)
 
     def get(self, namespace: str) -> ResourceProvider | None:
-        """The provider of a namespace, if registered."""
-        return self._providers.get(namespace.lower())
+        """The provider of a namespace, if registered; shared namespaces answer with the union of api-versions."""
+        registered = self._providers.get(namespace.lower())
+        if not registered:
+            return None
+        if len(registered) == 1:
+            return registered[0]
+        first = registered[0]
+        versions = frozenset().union(*(p.api_versions for p in registered))
+        return ResourceProvider(namespace=first.namespace, api_versions=versions, router=first.router)
 
     def all(self) -> list[ResourceProvider]:
         """Providers in registration order."""
-        return list(self._providers.values())
+        return list(self._order)
