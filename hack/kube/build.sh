@@ -58,8 +58,10 @@ build_kwok() {
   local source
   source="$(cd "$module" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
   rm -rf "$out/stages" && mkdir -p "$out/stages"
-  cp "$source"/node/fast/*.yaml "$source"/pod/fast/*.yaml "$out/stages/"
-  rm -f "$out/stages/kustomization.yaml"
+  local stage
+  for stage in "$source"/node/fast/*.yaml "$source"/pod/fast/*.yaml; do
+    if grep -q '^kind: Stage' "$stage"; then cp "$stage" "$out/stages/"; fi
+  done
   echo "$hash" >"$out/.stamp"
 }
 

@@ -58,7 +58,7 @@ DISABLED_CONTROLLERS = (
     "certificatesigningrequest-approving-controller",
     "certificatesigningrequest-cleaner-controller",
     "ttl-controller",
-    "root-ca-certificate-publisher-controller",
+    "taint-eviction-controller",
 )
 
 # Soft memory limits per component (Go runtime GOMEMLIMIT) to keep a cluster's RSS small; GOGC makes the

@@ -14,9 +14,8 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from localazure.kube import NodePool, UnknownVmSizeError, available_versions, node_resources, vm_size
+from localazure.kube import NodePool, UnknownVmSizeError, available_versions, node_resources, nodes, processes, vm_size
 from localazure.kube import cluster as cluster_module
-from localazure.kube import nodes, processes
 from localazure.kube.cluster import LocalCluster, _PoolState, _Ports, _State
 from localazure.kube.pki import ADMIN, ClusterPki
 from localazure.kube.tools import Toolchain, ToolsMissingError
