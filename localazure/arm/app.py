@@ -29,7 +29,7 @@ ARM_ROOTS = ("subscriptions", "providers")
 
 def default_providers() -> list[ResourceProvider]:
     """Resource groups, authorization, AKS, and Fleet when `localazure.fleet` exposes `provider`."""
-    from localazure.arm import aks
+    from localazure.arm import aksroutes as aks
 
     providers = [resourcegroups.provider, authorization.provider, aks.provider]
     try:

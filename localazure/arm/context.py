@@ -105,6 +105,10 @@ class Emulator:
     @property
     def aks(self) -> AksService:
         """The in-process AKS service (for other providers such as Fleet)."""
+        if "aks" not in self.services:
+            from localazure.arm.aks import AksService
+
+            self.services["aks"] = AksService(self)
         service: AksService = self.services["aks"]
         return service
 

@@ -1,0 +1,135 @@
+"""Managed-cluster JSON: validating what callers send and filling in what AKS computes."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+import uuid
+from typing import Any
+
+from localazure.arm.errors import invalid_parameter
+
+CLUSTER_TYPE = "Microsoft.ContainerService/managedClusters"
+POOL_TYPE = "Microsoft.ContainerService/managedClusters/agentPools"
+CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$")
+POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+DEFAULT_VM_SIZE = "Standard_DS2_v2"
+# Agent-pool fields AKS computes; values sent by a caller are replaced.
+POOL_COMPUTED = ("provisioningState", "currentOrchestratorVersion", "nodeImageVersion", "powerState")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """`1.36.3` -> (1, 36, 3)."""
+    return tuple(int(p) for p in version.lstrip("v").split("."))
+
+
+def minor_of(version: str) -> str:
+    """`1.36.3` -> `1.36`."""
+    return ".".join(version.lstrip("v").split(".")[:2])
+
+
+def resolve_version(requested: Any, available: list[str], prop: str) -> str:
+    """Full patch version for `1.36` / `1.36.3` among `available` (ascending); 400 InvalidParameter otherwise."""
+    if not available:
+        raise invalid_parameter(prop, "No Kubernetes version is available: build them (`make tools`) or run the "
+                                "emulator with --clusters arm-only.")
+    if requested in (None, ""):
+        return available[0]
+    text = str(requested).lstrip("v")
+    if text in available:
+        return text
+    patches = [v for v in available if minor_of(v) == text]
+    if re.fullmatch(r"\d+\.\d+", text) and patches:
+        return patches[-1]
+    raise invalid_parameter(prop, f"Version {requested} is not supported in this region. Supported versions: "
+                            f"{', '.join(available)}.")
+
+
+def upgrades_from(current: str, available: list[str], ceiling: str | None = None) -> list[str]:
+    """Versions one may upgrade to: newer, at most one minor ahead, not above `ceiling`."""
+    cur = version_tuple(current)
+    result = []
+    for version in available:
+        v = version_tuple(version)
+        if v <= cur or v[1] > cur[1] + 1 or v[0] != cur[0]:
+            continue
+        if ceiling is not None and v > version_tuple(ceiling):
+            continue
+        result.append(version)
+    return result
+
+
+def check_upgrade(current: str, target: str, available: list[str], prop: str) -> None:
+    """400 unless `target` is `current` or a permitted upgrade of it."""
+    if version_tuple(target) < version_tuple(current):
+        raise invalid_parameter(prop, f"Downgrading Kubernetes from {current} to {target} is not allowed.")
+    if target != current and target not in upgrades_from(current, available):
+        raise invalid_parameter(prop, f"Upgrading Kubernetes from {current} to {target} is not allowed: upgrade "
+                                "one minor version at a time.")
+
+
+def validate_pools(pools: Any) -> list[dict[str, Any]]:
+    """Check agentPoolProfiles; returns copies with defaults (vmSize, mode, osType, type) filled in."""
+    prop = "properties.agentPoolProfiles"
+    if not isinstance(pools, list) or not pools:
+        raise invalid_parameter(prop, "At least one agent pool profile is required.")
+    seen: set[str] = set()
+    result = []
+    for index, raw in enumerate(pools):
+        where = f"{prop}[{index}]"
+        if not isinstance(raw, dict):
+            raise invalid_parameter(where, "An agent pool profile must be an object.")
+        pool = copy.deepcopy(raw)
+        name = pool.get("name")
+        if not isinstance(name, str) or not POOL_NAME.match(name):
+            raise invalid_parameter(f"{where}.name", f"Agent pool name {name!r} must be 1-12 lowercase letters or "
+                                    "digits, starting with a letter.")
+        if name in seen:
+            raise invalid_parameter(f"{where}.name", f"Agent pool name '{name}' is used twice.")
+        seen.add(name)
+        count = pool.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1 or count > 1000:
+            raise invalid_parameter(f"{where}.count", f"Agent pool '{name}' count {count!r} is invalid: it must be "
+                                    "an integer from 1 to 1000.")
+        pool["count"] = count
+        pool.setdefault("vmSize", DEFAULT_VM_SIZE)
+        pool.setdefault("mode", "System" if index == 0 else "User")
+        pool.setdefault("osType", "Linux")
+        pool.setdefault("osSKU", "Ubuntu")
+        pool.setdefault("type", "VirtualMachineScaleSets")
+        pool.setdefault("maxPods", 110)
+        result.append(pool)
+    if not any(p["mode"] == "System" for p in result):
+        raise invalid_parameter(prop, "At least one agent pool must have mode System.")
+    return result
+
+
+def short_hash(*parts: str) -> str:
+    """Stable 8-hex-digit suffix, like the one in AKS FQDNs."""
+    return hashlib.sha256("/".join(parts).lower().encode()).hexdigest()[:8]
+
+
+def computed_cluster_fields(
+    *, subscription_id: str, group: str, name: str, location: str, properties: dict[str, Any]
+) -> dict[str, Any]:
+    """Fields AKS derives at creation (kept for the cluster's life)."""
+    dns_prefix = properties.get("dnsPrefix") or f"{name[:10]}-{group[:16]}-{subscription_id[:6]}"
+    suffix = short_hash(subscription_id, group, name)
+    return {
+        "dnsPrefix": dns_prefix,
+        "fqdn": f"{dns_prefix}-{suffix}.hcp.{location}.azmk8s.io",
+        "azurePortalFQDN": f"{dns_prefix}-{suffix}.portal.hcp.{location}.azmk8s.io",
+        "nodeResourceGroup": properties.get("nodeResourceGroup") or f"MC_{group}_{name}_{location}",
+        "maxAgentPools": 100,
+        "resourceUID": uuid.uuid4().hex[:24],
+        "enableRBAC": properties.get("enableRBAC", True),
+        "supportPlan": properties.get("supportPlan", "KubernetesOfficial"),
+    }
+
+
+def agent_pool_body(cluster_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+    """The agentPools sub-resource JSON for one profile of a cluster."""
+    properties = {k: v for k, v in profile.items() if k != "name"}
+    return {"id": f"{cluster_id}/agentPools/{profile['name']}", "name": profile["name"], "type": POOL_TYPE,
+            "properties": properties}

@@ -1,0 +1,240 @@
+"""Microsoft.ContainerService routes: managed clusters, agent pools, credentials, versions, upgrade profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from localazure.arm import aksmodel
+from localazure.arm.aks import NAMESPACE, AksService
+from localazure.arm.auth import get_caller
+from localazure.arm.common import api_version, base_url, get_group, read_json_object, require_subscription
+from localazure.arm.context import Emulator, get_emulator
+from localazure.arm.providers import ResourceProvider
+from localazure.arm.rbac import Principal
+
+API_VERSIONS = frozenset({"2026-08-01", "2026-06-01", "2026-03-01", "2025-10-01", "2025-08-01", "2025-07-01",
+                          "2025-05-01", "2025-03-01", "2025-01-01", "2024-10-01", "2024-09-01", "2024-08-01",
+                          "2024-07-01", "2024-05-01", "2024-02-01"})
+A = "Microsoft.ContainerService/managedClusters"
+GROUP = "/subscriptions/{subscription_id}/resourceGroups/{group}"
+CLUSTER = GROUP + "/providers/Microsoft.ContainerService/managedClusters/{name}"
+
+router = APIRouter()
+
+
+def aks_service(request: Request) -> AksService:
+    """FastAPI dependency: the emulator's AKS service."""
+    return get_emulator(request).aks
+
+
+def _cluster_scope(emulator: Emulator, subscription_id: str, group: str, name: str, caller: Principal,
+                   action: str) -> str:
+    require_subscription(emulator, subscription_id)
+    cluster_id = emulator.aks.cluster_id(group, name)
+    emulator.rbac.authorize(caller, action, cluster_id)
+    get_group(emulator, group)
+    return cluster_id
+
+
+@router.put(CLUSTER)
+async def put_cluster(
+    subscription_id: str, group: str, name: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> Response:
+    """Create (201) or update/upgrade (200) a managed cluster; both are long-running."""
+    _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/write")
+    body, status, op = emulator.aks.create_or_update(group, name, await read_json_object(request))
+    return JSONResponse(body, status_code=status,
+                        headers=emulator.operations.headers(op, base_url(request), api_version(request)))
+
+
+@router.get(CLUSTER)
+def get_cluster(
+    subscription_id: str, group: str, name: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """A managed cluster."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/read")
+    return emulator.aks.get(cluster_id)
+
+
+@router.delete(CLUSTER)
+def delete_cluster(
+    subscription_id: str, group: str, name: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> Response:
+    """Start deleting a cluster: 202 with polling headers; 204 when it does not exist."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/delete")
+    if not emulator.aks.exists(cluster_id):
+        return Response(status_code=204)
+    op = emulator.aks.delete(cluster_id)
+    return Response(status_code=202, headers=emulator.operations.headers(op, base_url(request), api_version(request)))
+
+
+@router.get("/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters")
+def list_clusters_in_group(
+    subscription_id: str, group: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Clusters of a group."""
+    require_subscription(emulator, subscription_id)
+    emulator.rbac.authorize(caller, f"{A}/read", emulator.group_id(group))
+    get_group(emulator, group)
+    return {"value": emulator.aks.list_clusters(group)}
+
+
+@router.get("/subscriptions/{subscription_id}/providers/Microsoft.ContainerService/managedClusters")
+def list_clusters(
+    subscription_id: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Clusters of the subscription the caller may read."""
+    require_subscription(emulator, subscription_id)
+    return {"value": [c for c in emulator.aks.list_clusters() if emulator.rbac.allowed(caller, f"{A}/read", c["id"])]}
+
+
+@router.get(CLUSTER + "/agentPools")
+def list_agent_pools(
+    subscription_id: str, group: str, name: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Agent pools of a cluster."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/agentPools/read")
+    body = emulator.aks.get(cluster_id)
+    return {"value": [aksmodel.agent_pool_body(body["id"], p) for p in body["properties"]["agentPoolProfiles"]]}
+
+
+@router.get(CLUSTER + "/agentPools/{pool}")
+def get_agent_pool(
+    subscription_id: str, group: str, name: str, pool: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """One agent pool."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/agentPools/read")
+    return emulator.aks.agent_pool(cluster_id, pool)
+
+
+@router.post(CLUSTER + "/agentPools/{pool}/upgradeNodeImageVersion")
+def upgrade_node_image_version(
+    subscription_id: str, group: str, name: str, pool: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> Response:
+    """Roll a pool onto the latest node image: 202 with polling headers."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller,
+                                f"{A}/agentPools/upgradeNodeImageVersion/action")
+    op = emulator.aks.upgrade_node_image(cluster_id, pool)
+    body = emulator.aks.agent_pool(cluster_id, pool)
+    return JSONResponse(body, status_code=202,
+                        headers=emulator.operations.headers(op, base_url(request), api_version(request)))
+
+
+def _upgrade_entries(versions: list[str]) -> list[dict[str, Any]]:
+    return [{"kubernetesVersion": v, "isPreview": False} for v in versions]
+
+
+@router.get(CLUSTER + "/upgradeProfiles/default")
+def cluster_upgrade_profile(
+    subscription_id: str, group: str, name: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Versions the control plane and each pool may upgrade to."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/upgradeProfiles/read")
+    body = emulator.aks.get(cluster_id)
+    available = emulator.aks.available_versions()
+    current = body["properties"]["currentKubernetesVersion"]
+    return {
+        "id": f"{cluster_id}/upgradeProfiles/default", "name": "default",
+        "type": "Microsoft.ContainerService/managedClusters/upgradeprofiles",
+        "properties": {
+            "controlPlaneProfile": {"kubernetesVersion": current, "name": None, "osType": "Linux",
+                                    "upgrades": _upgrade_entries(aksmodel.upgrades_from(current, available))},
+            "agentPoolProfiles": [
+                {"kubernetesVersion": p["currentOrchestratorVersion"], "name": p["name"], "osType": "Linux",
+                 "upgrades": _upgrade_entries(
+                     aksmodel.upgrades_from(p["currentOrchestratorVersion"], available, ceiling=current))}
+                for p in body["properties"]["agentPoolProfiles"]
+            ],
+        },
+    }
+
+
+@router.get(CLUSTER + "/agentPools/{pool}/upgradeProfiles/default")
+def pool_upgrade_profile(
+    subscription_id: str, group: str, name: str, pool: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Versions and the latest node image one pool may upgrade to."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/agentPools/read")
+    body = emulator.aks.get(cluster_id)
+    profile = emulator.aks.agent_pool(cluster_id, pool)
+    version = profile["properties"]["currentOrchestratorVersion"]
+    upgrades = aksmodel.upgrades_from(version, emulator.aks.available_versions(),
+                                      ceiling=body["properties"]["currentKubernetesVersion"])
+    return {
+        "id": f"{profile['id']}/upgradeProfiles/default", "name": "default",
+        "type": "Microsoft.ContainerService/managedClusters/agentPools/upgradeProfiles",
+        "properties": {"kubernetesVersion": version, "osType": "Linux", "upgrades": _upgrade_entries(upgrades),
+                       "latestNodeImageVersion": emulator.aks.latest_node_image()},
+    }
+
+
+@router.post(CLUSTER + "/listClusterAdminCredential")
+def list_admin_credential(
+    subscription_id: str, group: str, name: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Admin kubeconfig of the backing local cluster."""
+    action = f"{A}/listClusterAdminCredential/action"
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, action)
+    return emulator.aks.credential_result(cluster_id, "clusterAdmin")
+
+
+@router.post(CLUSTER + "/listClusterUserCredential")
+def list_user_credential(
+    subscription_id: str, group: str, name: str,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """User kubeconfig (local clusters have one identity: the same admin certificate)."""
+    action = f"{A}/listClusterUserCredential/action"
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, action)
+    return emulator.aks.credential_result(cluster_id, "clusterUser")
+
+
+@router.get("/subscriptions/{subscription_id}/providers/Microsoft.ContainerService/locations/{location}/kubernetesVersions")
+def kubernetes_versions(
+    subscription_id: str, location: str,
+    emulator: Emulator = Depends(get_emulator), _caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Versions offered in a location, grouped by minor with their patch upgrades."""
+    require_subscription(emulator, subscription_id)
+    available = emulator.aks.available_versions()
+    minors: dict[str, dict[str, Any]] = {}
+    for version in available:
+        entry = minors.setdefault(aksmodel.minor_of(version), {
+            "version": aksmodel.minor_of(version), "isPreview": False, "isDefault": False,
+            "capabilities": {"supportPlan": ["KubernetesOfficial"]}, "patchVersions": {}})
+        entry["patchVersions"][version] = {"upgrades": aksmodel.upgrades_from(version, available)}
+    if minors:
+        minors[aksmodel.minor_of(available[0])]["isDefault"] = True
+    return {"values": list(minors.values())}
+
+
+def _delete_group_contents(emulator: Emulator, group_id: str) -> None:
+    emulator.aks.delete_group_contents(group_id)
+
+
+def _on_start(emulator: Emulator) -> None:
+    emulator.aks.recover()
+
+
+def _on_stop(emulator: Emulator) -> None:
+    emulator.aks.stop_local_clusters()
+
+
+provider = ResourceProvider(
+    namespace=NAMESPACE, api_versions=API_VERSIONS, router=router,
+    delete_group_contents=_delete_group_contents, on_start=_on_start, on_stop=_on_stop,
+)
