@@ -73,11 +73,15 @@ def _local(args: argparse.Namespace) -> int:
 
 
 def _approval(args: argparse.Namespace) -> int:
-    from flows.approvals import answer_pending_approval
+    from flows.approvals import ApprovalError, answer_pending_approval
 
     approved = args.command == "approve"
-    message = answer_pending_approval(args.flow_run, approve=approved, comment=args.reason or args.comment or "",
-                                      approver=args.approver)
+    try:
+        message = answer_pending_approval(args.flow_run, approve=approved,
+                                          comment=args.reason or args.comment or "", approver=args.approver)
+    except ApprovalError as error:
+        print(f"fleetflow {args.command}: {error}", file=sys.stderr)
+        return 2
     print(message)
     return 0
 
