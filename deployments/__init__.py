@@ -1,0 +1,1 @@
+"""Deployments: prefect.yaml is the source of truth; this package reads and checks it."""
