@@ -235,6 +235,6 @@ def _on_stop(emulator: Emulator) -> None:
 
 
 provider = ResourceProvider(
-    namespace=NAMESPACE, api_versions=API_VERSIONS, router=router,
+    namespace=NAMESPACE, api_versions=API_VERSIONS, router=router, resource_types=("managedClusters",),
     delete_group_contents=_delete_group_contents, on_start=_on_start, on_stop=_on_stop,
 )

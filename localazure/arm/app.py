@@ -40,6 +40,8 @@ def default_providers() -> list[ResourceProvider]:
     fleet_provider = getattr(fleet, "provider", None)
     if isinstance(fleet_provider, ResourceProvider):
         providers.append(fleet_provider)
+    elif isinstance(fleet_provider, list):
+        providers.extend(p for p in fleet_provider if isinstance(p, ResourceProvider))
     return providers
 
 
@@ -70,13 +72,14 @@ def canonical_path(path: str, words: dict[str, str]) -> str:
     return "/".join(parts)
 
 
-def namespace_of(path: str) -> str:
-    """Provider namespace addressed by an ARM path: the word after the last `providers`, else Microsoft.Resources."""
+def namespace_of(path: str) -> tuple[str, str | None]:
+    """(namespace, top-level type) an ARM path addresses: the words after the last `providers`;
+    paths without one belong to Microsoft.Resources."""
     parts = [p for p in path.split("/") if p]
     for i in range(len(parts) - 2, -1, -1):
         if parts[i].lower() == "providers":
-            return parts[i + 1]
-    return resourcegroups.NAMESPACE
+            return parts[i + 1], parts[i + 2] if i + 2 < len(parts) else None
+    return resourcegroups.NAMESPACE, None
 
 
 class FrontDoor:
@@ -122,9 +125,9 @@ class FrontDoor:
             )
         query = scope.get("query_string", b"").decode()
         versions = re.findall(r"(?:^|&)api-version=([^&]*)", query)
-        namespace = namespace_of(path)
-        provider = self.emulator.providers.get(namespace)
-        if provider is None:
+        namespace, resource_type = namespace_of(path)
+        accepted = self.emulator.providers.accepted_versions(namespace, resource_type)
+        if accepted is None:
             return JSONResponse(
                 {"error": {"code": "NoRegisteredProviderFound", "message": f"No registered resource provider "
                            f"found for namespace '{namespace}' (the local Azure emulator does not serve it)."}},
@@ -136,11 +139,11 @@ class FrontDoor:
                            "(?api-version=) is required for all requests."}},
                 status_code=400,
             )
-        if versions[-1] not in provider.api_versions:
-            supported = ", ".join(sorted(provider.api_versions, reverse=True))
+        if versions[-1] not in accepted:
+            supported = ", ".join(sorted(accepted, reverse=True))
             return JSONResponse(
                 {"error": {"code": "InvalidApiVersionParameter", "message": f"The api-version '{versions[-1]}' is "
-                           f"invalid. The supported versions for namespace '{provider.namespace}' are "
+                           f"invalid. The supported versions for '{namespace}/{resource_type or ''}' are "
                            f"'{supported}'."}},
                 status_code=400,
             )

@@ -22,11 +22,17 @@ class ResourceProvider:
     (Fleet, whose members reference clusters) goes before the ones it depends on (AKS).
     `on_start(emulator)` runs once after the state is loaded (re-adopt background work);
     `on_stop(emulator)` when the server shuts down.
+
+    Several providers may share a namespace (AKS `managedClusters` and Fleet `fleets` are both
+    Microsoft.ContainerService): each then lists the top-level `resource_types` it serves, and
+    api-versions are checked per type. Paths of types nobody claims (e.g. `locations/.../operations`)
+    accept the union of the namespace's versions.
     """
 
     namespace: str
     api_versions: frozenset[str]
     router: APIRouter
+    resource_types: tuple[str, ...] = ()
     delete_group_contents: Callable[[Emulator, str], None] | None = None
     on_start: Callable[[Emulator], None] | None = None
     on_stop: Callable[[Emulator], None] | None = None
@@ -37,8 +43,8 @@ class ProviderRegistry:
     """The providers of one emulator, keyed by lower-cased namespace.
 
     Several providers may share a namespace (AKS and Fleet are both Microsoft.ContainerService, each
-    with its own resource types and api-versions); the namespace then accepts the union of their
-    api-versions, and each provider's routes answer for its own resource types.
+    with its own resource types and api-versions). A type claimed in `resource_types` is checked
+    against its provider's api-versions; other paths of the namespace accept the union.
     """
 
     def __init__(self) -> None:
@@ -46,10 +52,15 @@ class ProviderRegistry:
         self._order: list[ResourceProvider] = []
 
     def add(self, provider: ResourceProvider) -> None:
-        """Register a provider; the same provider object can only be registered once."""
+        """Register a provider; the same provider object, or a resource type claimed twice, is refused."""
         registered = self._providers.setdefault(provider.namespace.lower(), [])
         if any(existing is provider for existing in registered):
             raise ValueError(f"resource provider {provider.namespace} is already registered")
+        mine = {t.lower() for t in provider.resource_types}
+        for existing in registered:
+            overlap = mine & {t.lower() for t in existing.resource_types}
+            if overlap:
+                raise ValueError(f"resource types {sorted(overlap)} of {provider.namespace} are already registered")
         registered.append(provider)
         self._order.append(provider)
 
@@ -63,6 +74,18 @@ class ProviderRegistry:
         first = registered[0]
         versions = frozenset().union(*(p.api_versions for p in registered))
         return ResourceProvider(namespace=first.namespace, api_versions=versions, router=first.router)
+
+    def accepted_versions(self, namespace: str, resource_type: str | None) -> frozenset[str] | None:
+        """api-versions accepted for a path of `namespace` whose top-level type is `resource_type`;
+        None when no provider serves the namespace."""
+        registered = self._providers.get(namespace.lower())
+        if not registered:
+            return None
+        if resource_type:
+            for provider in registered:
+                if resource_type.lower() in {t.lower() for t in provider.resource_types}:
+                    return provider.api_versions
+        return frozenset().union(*(p.api_versions for p in registered))
 
     def all(self) -> list[ResourceProvider]:
         """Providers in registration order."""
