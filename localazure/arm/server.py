@@ -98,7 +98,7 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
     config = uvicorn.Config(
         app, ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key),
         log_level=os.environ.get("FLEETFLOW_LOCAL_LOG_LEVEL", "warning"), lifespan="off",
-        timeout_keep_alive=30,
+        timeout_keep_alive=30, timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
 
