@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv tools lint test local clean-local
+.PHONY: venv tools ui-deps lint test local
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -17,11 +17,16 @@ venv: $(STAMP)
 tools:
 	nice -n 5 hack/kube/build.sh
 
+# Headless Chromium (Debian) and playwright-core drive the Prefect UI in tests/ui.
+ui-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	test -d tests/ui/node_modules/playwright-core || (cd tests/ui && npm ci --no-audit --no-fund)
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: venv tools lint
+test: venv tools ui-deps lint
 	$(BIN)/pytest -q
 
 local: venv tools
