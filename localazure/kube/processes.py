@@ -160,6 +160,8 @@ _ports_lock = threading.Lock()
 def port_is_free(port: int) -> bool:
     """Whether 127.0.0.1:port can be bound now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Like the Go servers that will bind it: a connection lingering in TIME_WAIT does not make it busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.utils import parse_quantity
 
 from localazure.kube import DrainTimeoutError, LocalCluster, NodePool, available_versions
 from localazure.kube.processes import ProcessRecord, is_alive, port_is_free
@@ -155,7 +156,7 @@ def test_three_clusters_start_in_parallel_with_ready_aks_like_nodes(clusters: di
         n.metadata.labels["node.kubernetes.io/instance-type"]: n for n in _core(real["upgrade"]).list_node().items
     }
     assert upgrade_nodes["Standard_D4s_v3"].status.capacity["cpu"] == "4"
-    assert upgrade_nodes["Standard_D2s_v3"].status.capacity["memory"] == f"{8 * 1024 * 1024}Ki"
+    assert parse_quantity(upgrade_nodes["Standard_D2s_v3"].status.capacity["memory"]) == 8 * 1024**3
 
 
 def test_admin_kubeconfig_authenticates_as_cluster_admin(clusters: dict[str, LocalCluster]) -> None:
