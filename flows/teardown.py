@@ -1,0 +1,50 @@
+"""teardown: members, clusters, the fleet, the role assignment, the resource group — only what this fleet owns."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, unmapped
+
+from flows.common import gather, raise_if_failed, region_task_runner
+from tasks.aks import delete_cluster
+from tasks.fleet_members import delete_member, owned_fleet_members
+from tasks.fleet_source import resolve_fleet_spec
+from tasks.fleets import delete_fleet
+from tasks.ownership import Outcome
+from tasks.rbac import delete_operator_role
+from tasks.resource_groups import delete_resource_group
+
+
+@flow(name="teardown", task_runner=region_task_runner(), log_prints=False)
+def teardown(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure",
+             force: bool = False) -> list[Outcome]:
+    """Delete the fleet's resources in dependency order; a re-run after a partial teardown finishes it.
+
+    Every task reads the resource's ownership tags before deleting it. A resource group that still holds
+    resources fleetflow does not own is kept (its contents are listed) unless force is set.
+    """
+    logger = get_run_logger()
+    spec = resolve_fleet_spec(fleet)
+    outcomes: list[Outcome] = []
+
+    members = owned_fleet_members(spec, credentials_block)
+    removed, failures = gather("remove members", delete_member.map(unmapped(spec), members,
+                                                                    unmapped(credentials_block)))
+    outcomes += removed
+    raise_if_failed("teardown: remove members", failures, spec.name)
+
+    deleted, failures = gather("delete clusters", delete_cluster.map(unmapped(spec), spec.clusters(),
+                                                                      unmapped(credentials_block)))
+    outcomes += deleted
+    raise_if_failed("teardown: delete clusters", failures, spec.resource_group_name)
+
+    outcomes.append(delete_fleet(spec, credentials_block))
+    outcomes.append(delete_operator_role(spec, credentials_block))
+    outcomes.append(delete_resource_group(spec, credentials_block, force))
+
+    kept = [item for item in outcomes if item["action"] == "kept"]
+    for item in kept:
+        logger.warning("kept %s %s: %s", item["kind"], item["resource_id"], item["detail"])
+    done = [item for item in outcomes if item["action"] == "deleted"]
+    logger.info("teardown: deleted %d resource(s), %d already gone, %d kept", len(done),
+                sum(1 for item in outcomes if item["action"] == "absent"), len(kept))
+    return outcomes

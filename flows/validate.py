@@ -1,0 +1,120 @@
+"""validate: the recipe's checks — fleet and members Succeeded, clusters reachable with nodes Ready, versions."""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+from kubernetes import client as kube_client
+from prefect import flow, get_run_logger, unmapped
+
+from flows.common import gather, raise_if_failed, region_task_runner
+from tasks.aks import admin_kubeconfig, cluster_state, cluster_version, read_cluster, version_matches
+from tasks.artifacts import publish_table
+from tasks.clients import kubernetes_api_client, load_azure_clients
+from tasks.fleet_members import member_state, read_member
+from tasks.fleet_source import resolve_fleet_spec
+from tasks.fleets import fleet_state, read_fleet
+from tasks.retry import AzureOperationError, azure_task
+from tasks.spec import ClusterSpec, FleetSpec
+
+Result = Literal["passed", "failed", "skipped"]
+# Local Azure's answer when a cluster has no Kubernetes API server (ARM-only mode): not a pass, not a failure.
+NO_KUBERNETES_CODE = "KubernetesNotAvailable"
+
+
+class Check(TypedDict):
+    """One validation check and its result."""
+
+    check: str
+    target: str
+    result: Result
+    detail: str
+
+
+def _check(name: str, target: str, passed: bool, detail: str) -> Check:
+    return Check(check=name, target=target, result="passed" if passed else "failed", detail=detail)
+
+
+@azure_task(task_run_name="check-fleet")
+def check_fleet(spec: FleetSpec, credentials_block: str) -> list[Check]:
+    """The fleet exists and is Succeeded."""
+    state = fleet_state(read_fleet(load_azure_clients(credentials_block), spec))
+    return [_check("fleet Succeeded", spec.name, state == "Succeeded", f"provisioning state {state or 'absent'}")]
+
+
+def _nodes_check(cluster: ClusterSpec, kubeconfig: str) -> list[Check]:
+    api = kubernetes_api_client(kubeconfig)
+    try:
+        nodes = kube_client.CoreV1Api(api).list_node(_request_timeout=30).items
+        server = kube_client.VersionApi(api).get_code(_request_timeout=30).git_version
+    except Exception as error:  # any failure to talk to the API server means "not reachable"
+        return [_check("reachable", cluster.name, False, f"{type(error).__name__}: {error}")]
+    finally:
+        api.close()
+    not_ready = [node.metadata.name if node.metadata else "?" for node in nodes
+                 if not any(c.type == "Ready" and c.status == "True"
+                            for c in ((node.status.conditions if node.status else None) or []))]
+    return [
+        _check("reachable", cluster.name, True, f"API server {server}"),
+        _check("nodes Ready", cluster.name, bool(nodes) and not not_ready,
+               f"{len(nodes) - len(not_ready)}/{len(nodes)} Ready"
+               + (f"; not Ready: {not_ready}" if not_ready else "")),
+        _check("API server version", cluster.name, version_matches(cluster.kubernetes_version, server),
+               f"{server} (spec {cluster.kubernetes_version})"),
+    ]
+
+
+@azure_task(task_run_name="check-cluster-{cluster.region}")
+def check_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> list[Check]:
+    """A region's cluster: Succeeded, the spec's version, a Succeeded member in its group, reachable, nodes Ready."""
+    clients = load_azure_clients(credentials_block)
+    managed = read_cluster(clients, spec, cluster)
+    state, version = cluster_state(managed), cluster_version(managed)
+    member = read_member(clients, spec, cluster.member_name, cluster.region)
+    group = member.properties.group if member is not None and member.properties else None
+    checks = [
+        _check("cluster Succeeded", cluster.name, state == "Succeeded", f"provisioning state {state or 'absent'}"),
+        _check("kubernetes version", cluster.name, version_matches(cluster.kubernetes_version, version),
+               f"{version or '-'} (spec {cluster.kubernetes_version})"),
+        _check("member Succeeded", cluster.member_name, member_state(member) == "Succeeded",
+               f"provisioning state {member_state(member) or 'not a member'}"),
+        _check("member update group", cluster.member_name, group == cluster.update_group,
+               f"{group or '-'} (spec {cluster.update_group})"),
+    ]
+    if managed is None:
+        return [*checks, _check("reachable", cluster.name, False, "the cluster does not exist")]
+    try:
+        kubeconfig = admin_kubeconfig(clients, spec, cluster)
+    except AzureOperationError as error:
+        if error.code == NO_KUBERNETES_CODE:
+            return [*checks, Check(check="reachable", target=cluster.name, result="skipped",
+                                   detail=error.azure_message)]
+        if error.retryable:
+            raise
+        return [*checks, _check("reachable", cluster.name, False, str(error))]
+    return [*checks, *_nodes_check(cluster, kubeconfig)]
+
+
+@flow(name="validate", task_runner=region_task_runner(), log_prints=False)
+def validate(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure") -> list[Check]:
+    """Run every check, publish them as a table artifact, and fail naming each failed check."""
+    logger = get_run_logger()
+    spec = resolve_fleet_spec(fleet)
+    futures = [check_fleet.submit(spec, credentials_block),
+               *check_cluster.map(unmapped(spec), spec.clusters(), unmapped(credentials_block))]
+    results, errors = gather("validate", futures)
+    checks: list[Check] = [check for group in results for check in group]
+    checks += [Check(check="check ran", target=spec.name, result="failed", detail=error) for error in errors]
+    counts = {result: sum(1 for c in checks if c["result"] == result) for result in ("passed", "failed", "skipped")}
+    publish_table(f"validate-{spec.name}", list(checks),
+                  f"Validation of fleet {spec.name}: {counts['passed']} passed, {counts['failed']} failed, "
+                  f"{counts['skipped']} skipped")
+    for check in checks:
+        if check["result"] == "skipped":
+            logger.warning("skipped %s on %s: %s", check["check"], check["target"], check["detail"])
+    failed = [f"{c['check']} on {c['target']}: {c['detail']}" for c in checks if c["result"] == "failed"]
+    if failed:
+        raise_if_failed("validate", failed, spec.name)
+    logger.info("validate: %d checks passed, %d skipped", counts["passed"], counts["skipped"])
+    return checks
+
