@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
+import signal
 import ssl
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -284,3 +289,33 @@ def test_delete_leaves_no_process_port_or_data_behind(clusters: dict[str, LocalC
     while not all(port_is_free(p) for p in ports) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(port_is_free(p) for p in ports)
+
+
+def test_cluster_outlives_its_creator_and_load_restarts_it_after_a_host_restart(tmp_path: Path) -> None:
+    home = tmp_path / "adopted"
+    creator = (
+        "import sys; from pathlib import Path; from kubernetes import client;"
+        "from localazure.kube import LocalCluster, NodePool;"
+        f"c = LocalCluster.create('adopted', None, [NodePool('nodepool1', 1)], 'eastus', Path({str(home)!r}));"
+        "client.CoreV1Api(c.api_client()).create_namespaced_config_map('default', {'metadata': {'name': 'kept'}})"
+    )
+    subprocess.run([sys.executable, "-c", creator], check=True, timeout=120)
+    cluster = LocalCluster.load(home)
+    try:
+        created_records = _recorded_processes(cluster)
+        assert all(is_alive(r) for r in created_records), "components died with the process that created them"
+        assert cluster.is_running()
+        # A host restart kills every component without a graceful stop; load() must bring the cluster back.
+        for record in created_records:
+            os.kill(record.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(is_alive(r) for r in created_records) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        restarted = LocalCluster.load(home)
+        assert restarted.is_running()
+        assert set(restarted.pids.values()).isdisjoint(r.pid for r in created_records)
+        assert _core(restarted).read_namespaced_config_map("kept", "default").metadata.name == "kept"
+    finally:
+        if (home / "cluster.json").exists():
+            LocalCluster.load(home).delete()
+    assert not home.exists()
