@@ -1,0 +1,191 @@
+"""What every Fleet resource type shares: ids, names, stored records, system data, LRO answers."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from localazure.arm.common import RESOURCES, api_version, base_url, get_group, require_subscription
+from localazure.arm.context import Emulator
+from localazure.arm.errors import ArmError, invalid_parameter, not_found
+from localazure.arm.ids import utc_now
+from localazure.arm.lro import OperationRun
+from localazure.arm.rbac import Principal
+from localazure.arm.store import Record
+
+NAMESPACE = "Microsoft.ContainerService"
+# The api-version of azure-mgmt-containerservicefleet 4.x, plus the previous GA versions whose shapes it covers.
+API_VERSIONS = frozenset({"2026-06-01", "2025-03-01", "2024-04-01"})
+
+FLEET_TYPE = f"{NAMESPACE}/fleets"
+MEMBER_TYPE = f"{FLEET_TYPE}/members"
+STRATEGY_TYPE = f"{FLEET_TYPE}/updateStrategies"
+RUN_TYPE = f"{FLEET_TYPE}/updateRuns"
+GATE_TYPE = f"{FLEET_TYPE}/gates"
+CLUSTER_TYPE = f"{NAMESPACE}/managedClusters"
+
+FLEET_PATH = ("/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.ContainerService"
+              "/fleets/{fleet}")
+
+# Fleet names are DNS labels; child names are shorter (Azure caps members, runs and strategies at 50).
+FLEET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+CHILD_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
+
+
+def action(resource_type: str, verb: str) -> str:
+    """RBAC action of a Fleet type, e.g. `Microsoft.ContainerService/fleets/members/write`."""
+    return f"{resource_type}/{verb}"
+
+
+def fleet_resource_id(emulator: Emulator, group: str, fleet: str) -> str:
+    """Id of a fleet."""
+    return f"{emulator.group_id(group)}/providers/{NAMESPACE}/fleets/{fleet}"
+
+
+def check_name(name: str, pattern: re.Pattern[str], what: str) -> None:
+    """400 InvalidResourceName unless `name` matches the type's naming rule."""
+    if not pattern.match(name):
+        raise ArmError(400, "InvalidResourceName", f"The {what} name '{name}' is invalid: use lowercase letters, "
+                       "digits and '-', starting and ending with a letter or digit "
+                       f"(at most {63 if pattern is FLEET_NAME else 50} characters).")
+
+
+def load(emulator: Emulator, resource_id: str, resource_type: str) -> Record | None:
+    """The stored record (`body` + `internal`) of a Fleet resource, or None."""
+    record = emulator.store.get(RESOURCES, resource_id)
+    if record is None or record["body"].get("type", "").lower() != resource_type.lower():
+        return None
+    return record
+
+
+def require(emulator: Emulator, resource_id: str, resource_type: str, group: str) -> Record:
+    """The stored record, or 404 ResourceNotFound naming the type and name."""
+    record = load(emulator, resource_id, resource_type)
+    if record is None:
+        short = resource_type.split("/", 1)[1]
+        raise not_found(f"{NAMESPACE}/{short}", resource_id.rsplit("/", 1)[-1], group)
+    return record
+
+
+def require_fleet(emulator: Emulator, subscription_id: str, group: str, fleet: str) -> Record:
+    """Subscription, group and fleet must exist (the parent of every child resource)."""
+    require_subscription(emulator, subscription_id)
+    get_group(emulator, group)
+    return require(emulator, fleet_resource_id(emulator, group, fleet), FLEET_TYPE, group)
+
+
+def children(emulator: Emulator, parent_id: str, resource_type: str) -> list[Record]:
+    """Stored records of one child type directly below `parent_id`."""
+    prefix = parent_id.lower().rstrip("/") + "/"
+    depth = parent_id.rstrip("/").count("/") + 2
+    return emulator.store.values(
+        RESOURCES,
+        lambda r: r["body"]["id"].lower().startswith(prefix)
+        and r["body"]["id"].count("/") == depth
+        and r["body"].get("type", "").lower() == resource_type.lower(),
+    )
+
+
+def new_etag() -> str:
+    """A fresh entity tag (quoted, as Azure returns them)."""
+    return f'"{uuid.uuid4()}"'
+
+
+def system_data(caller: Principal | None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`systemData` for a write by `caller` (None: the service itself), keeping the creation fields."""
+    now = utc_now()
+    who = caller.app_id if caller else "Microsoft.ContainerService"
+    kind = "Application"  # service principals are the only callers local Azure authenticates
+    data = dict(previous or {"createdBy": who, "createdByType": kind, "createdAt": now})
+    data.update(lastModifiedBy=who, lastModifiedByType=kind, lastModifiedAt=now)
+    return data
+
+
+def properties_of(body: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    """The `properties` object of a request body; 400 when it is missing or not an object."""
+    props = body.get("properties")
+    if props is None and not required:
+        return {}
+    if not isinstance(props, dict):
+        raise invalid_parameter("properties", "The request body must contain a 'properties' object.")
+    return props
+
+
+def tags_of(value: Any) -> dict[str, str]:
+    """Validated tags."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise invalid_parameter("tags", "Tags must be an object whose values are strings.")
+    return dict(value)
+
+
+def check_etag(request: Request, record: Record | None) -> None:
+    """Honour If-Match / If-None-Match as Resource Manager does (412 PreconditionFailed)."""
+    if_match = request.headers.get("if-match")
+    if_none_match = request.headers.get("if-none-match")
+    current = record["body"].get("eTag") if record else None
+    if if_match and (record is None or (if_match != "*" and if_match != current)):
+        raise ArmError(412, "PreconditionFailed", f"The If-Match condition '{if_match}' does not match the "
+                       "resource's current eTag.")
+    if if_none_match and record is not None and (if_none_match == "*" or if_none_match == current):
+        raise ArmError(412, "PreconditionFailed", "The If-None-Match condition failed: the resource exists.")
+
+
+def start_operation(
+    emulator: Emulator,
+    *,
+    kind: str,
+    resource_id: str,
+    location: str,
+    work: Callable[[OperationRun], None],
+    on_failure: Callable[[dict[str, Any]], None] | None = None,
+    result_resource_id: str | None = None,
+) -> Record:
+    """Start a Microsoft.ContainerService long-running operation on a Fleet resource."""
+    return emulator.operations.start(
+        kind=kind, namespace=NAMESPACE, location=location, resource_id=resource_id, work=work,
+        on_failure=on_failure, result_resource_id=result_resource_id,
+    )
+
+
+def operation_status_id(emulator: Emulator, operation: Record) -> str:
+    """The operation-status resource id shown as `status.lastOperationId` / `operationId`."""
+    return emulator.operations.status_path(operation)
+
+
+def accepted_write(emulator: Emulator, request: Request, operation: Record, body: dict[str, Any],
+                   status: int) -> Response:
+    """201/200 answer of a PUT that continues as a long-running operation."""
+    headers = emulator.operations.headers(operation, base_url(request), api_version(request))
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def accepted(emulator: Emulator, request: Request, operation: Record) -> Response:
+    """202 answer of a DELETE or POST action that continues as a long-running operation."""
+    headers = emulator.operations.headers(operation, base_url(request), api_version(request))
+    return Response(status_code=202, headers=headers)
+
+
+def set_state(emulator: Emulator, resource_id: str, state: str, error: dict[str, Any] | None = None) -> None:
+    """Set `provisioningState` (and `status.lastOperationError`) of a stored resource, if it still exists."""
+
+    def change(record: Record) -> None:
+        props = record["body"]["properties"]
+        props["provisioningState"] = state
+        if "status" in props and isinstance(props["status"], dict) and "lastOperationId" in props["status"]:
+            props["status"]["lastOperationError"] = error
+
+    emulator.store.update(RESOURCES, resource_id, change)
+
+
+def delete_records(emulator: Emulator, resource_id: str) -> None:
+    """Remove a resource and everything stored below it."""
+    with emulator.store.transaction():
+        for key in emulator.store.keys_under(RESOURCES, resource_id):
+            emulator.store.delete(RESOURCES, key)
