@@ -44,14 +44,12 @@ POD_CIDR = "10.244.0.0/16"  # AKS kubenet default
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
-# Controllers a cluster without kubelets, cloud provider or CSI does not need. node-lifecycle would
+# Controllers a cluster without kubelets, cloud provider or CSI does not need (names must exist in every
+# built minor: the controller-manager rejects unknown ones). node-lifecycle would
 # taint nodes whose kubelet heartbeat it misses; kwok's fast stages do not send heartbeats.
 DISABLED_CONTROLLERS = (
     "node-lifecycle-controller",
     "node-ipam-controller",
-    "node-route-controller",
-    "cloud-node-lifecycle-controller",
-    "service-lb-controller",
     "persistentvolume-attach-detach-controller",
     "persistentvolume-expander-controller",
     "ephemeral-volume-controller",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -27,6 +28,7 @@ from kubernetes import config as k8s_config
 from kubernetes.utils import parse_quantity
 
 from localazure.kube import DrainTimeoutError, LocalCluster, NodePool, available_versions
+from localazure.kube.cluster import DISABLED_CONTROLLERS
 from localazure.kube.processes import ProcessRecord, is_alive, port_is_free
 from localazure.kube.tools import Toolchain, ToolsMissingError
 
@@ -319,3 +321,16 @@ def test_cluster_outlives_its_creator_and_load_restarts_it_after_a_host_restart(
         if (home / "cluster.json").exists():
             LocalCluster.load(home).delete()
     assert not home.exists()
+
+
+@pytest.mark.parametrize("version", available_versions())
+def test_disabled_controllers_are_known_to_every_built_controller_manager(version: str) -> None:
+    binary = Toolchain.for_version(version).kube
+    help_text = subprocess.run(
+        [str(binary), "kube-controller-manager", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
+    listed = help_text.split("All controllers:", 1)[1].split("Disabled-by-default", 1)[0]
+    known = set(re.split(r"[,\s]+", listed.strip()))
+    assert "deployment-controller" in known
+    unknown = [name for name in DISABLED_CONTROLLERS if name not in known]
+    assert not unknown, f"kube-controller-manager {version} would reject --controllers with {unknown}"
