@@ -319,6 +319,7 @@ class Execution:
         except Exception as exc:
             log.exception("member upgrade %d/%d/%d of %s crashed", si, gi, mi, self.run_id)
             error = {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+            self.member_failed.set()
             with contextlib.suppress(_Gone, _Cancelled):
                 self.change(lambda s: set_state(s["stages"][si]["groups"][gi]["members"][mi], "Failed", error))
         finally:
@@ -367,6 +368,7 @@ class Execution:
                 entry["message"] = failure
 
             self.change(fail)
+            self.member_failed.set()  # as in Azure, a failed member ends its group: start no one else
             return
 
         def complete(s: Status) -> None:

@@ -69,12 +69,17 @@ def _wait_for(what: str, probe: Callable[[], Any], timeout: float = 30.0) -> Any
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _text(value: Any) -> str:
+    """An SDK enum or plain string as its wire value."""
+    return str(getattr(value, "value", value))
+
+
 def _state(run: Any) -> str:
-    return str(run.properties.status.status.state)
+    return _text(run.properties.status.status.state)
 
 
 def _member_states(run: Any) -> dict[str, str]:
-    return {m.name: str(m.status.state) for stage in run.properties.status.stages
+    return {m.name: _text(m.status.state) for stage in run.properties.status.stages
             for g in stage.groups for m in g.members}
 
 
@@ -266,7 +271,7 @@ def test_two_stage_run_upgrades_test_group_first_and_prod_waits_for_the_gate(fle
     time.sleep(0.5)
     waiting = _run(fleet_client, group, "run1")
     assert _state(waiting) == "Running"
-    assert str(waiting.properties.status.stages[1].status.state) == "Pending"
+    assert _text(waiting.properties.status.stages[1].status.state) == "Pending"
     assert _member_states(waiting) == {"aks-test1": "Completed", "aks-prod1": "NotStarted",
                                        "aks-prod2": "NotStarted"}
     assert _versions(azure_clients, group, ["aks-prod1", "aks-prod2"]) == {"aks-prod1": OLD, "aks-prod2": OLD}
@@ -341,7 +346,7 @@ def test_stop_halts_before_the_next_member_and_start_resumes(fleet_client, azure
     upgraded = [name for name, state in states.items() if state == "Completed"]
     versions = _versions(azure_clients, group, list(members))
     assert [name for name, version in versions.items() if version == NEW] == upgraded
-    assert str(stopped.properties.status.stages[0].status.state) == "Stopped"
+    assert _text(stopped.properties.status.stages[0].status.state) == "Stopped"
 
     knobs_restored.set_knobs(latency={"aks.upgrade": 300})
     fleet_client.update_runs.begin_start(group, "fleet", "run").result()
