@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
@@ -19,6 +22,9 @@ from tasks.clients import AzureClients, load_azure_clients
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.spec import FleetSpec, NodeImageSelection, StageSpec, UpgradeType
 from tasks.update_runs import PendingGate, RunView, UpgradeRequest
+
+TIMEOUT_APPROVER = "fleetflow-approval-timeout"
+PAUSE_SAFETY_MARGIN_SECONDS = 600
 
 
 class StageApproval(RunInput):
@@ -117,12 +123,37 @@ def stop_update_run(clients: AzureClients, spec: FleetSpec, run_name: str) -> No
 
 def _ask_for_approval(report: str, gate: PendingGate, timeout_seconds: int,
                       poll_seconds: float) -> StageApproval | None:
+    """Pause for the approver's answer; None when nobody answered within the timeout.
+
+    fleetflow enforces the timeout itself (a timer answers "not approved" on the approver's behalf)
+    so that the flow can still stop the update run; Prefect's own pause timeout, which would fail the
+    flow run before it could act, is only a later safety net for a flow process that died.
+    """
+    context = FlowRunContext.get()
+    assert context is not None and context.flow_run is not None
+    flow_run_id = context.flow_run.id
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        with contextlib.suppress(Exception):  # a human may have answered at the same moment
+            resume_flow_run(flow_run_id, run_input={"approve": False, "approver": TIMEOUT_APPROVER,
+                                                    "comment": f"no answer within {timeout_seconds}s"})
+
+    timer = threading.Timer(timeout_seconds, expire)
+    timer.daemon = True
+    timer.start()
     try:
         answer = pause_flow_run(
             wait_for_input=StageApproval.with_initial_data(description=report, approve=False),
-            timeout=timeout_seconds, poll_interval=max(1, int(poll_seconds)), key=gate.gate_name,
+            timeout=timeout_seconds + PAUSE_SAFETY_MARGIN_SECONDS, poll_interval=max(1, int(poll_seconds)),
+            key=gate.gate_name,
         )
     except FlowPauseTimeout:
+        return None
+    finally:
+        timer.cancel()
+    if expired.is_set() and answer.approver == TIMEOUT_APPROVER:
         return None
     return answer
 

@@ -1,0 +1,199 @@
+"""staged-upgrade against local Azure with a real Prefect server: approvals, rejection, timeout, resumption."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.settings import PREFECT_API_URL
+
+from flows.approvals import answer_pending_approval
+from flows.join import join
+from flows.local_mode import save_local_blocks
+from flows.provision import provision
+from flows.staged_upgrade import staged_upgrade
+from tasks.clients import load_azure_clients
+from tasks.spec import FleetSpec, load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.emulator]
+
+
+class FleetUnderTest:
+    """A provisioned and joined fleet with its own name, and ways to observe it."""
+
+    def __init__(self, spec_path: Path, spec: FleetSpec):
+        self.spec_path = spec_path
+        self.spec = spec
+        self.clients = load_azure_clients("fleetflow-azure")
+
+    def versions(self) -> dict[str, str]:
+        """Cluster name -> current Kubernetes version."""
+        clusters = self.clients.containerservice.managed_clusters.list_by_resource_group(self.spec.resource_group_name)
+        return {c.name: c.current_kubernetes_version for c in clusters}
+
+    def node_images(self) -> dict[str, set[str]]:
+        """Cluster name -> node image versions of its pools."""
+        clusters = self.clients.containerservice.managed_clusters.list_by_resource_group(self.spec.resource_group_name)
+        return {c.name: {p.node_image_version for p in c.agent_pool_profiles or []} for c in clusters}
+
+    def group_of(self, group: str) -> list[str]:
+        """Cluster names in an update group."""
+        return [c.name for c in self.spec.clusters() if c.update_group == group]
+
+    def update_runs(self) -> list[Any]:
+        """Every update run of the fleet."""
+        return list(self.clients.fleet.update_runs.list_by_fleet(self.spec.resource_group_name, self.spec.name))
+
+
+def write_spec(tmp_path: Path, name: str, wait_seconds: int = 2000) -> Path:
+    document = yaml.safe_load((REPO / "fleet.yaml").read_text())
+    document.update(name=name, resource_group=f"rg-{name}", suffix=name[-6:])
+    document["update_strategy"]["stages"][0]["after_stage_wait_seconds"] = wait_seconds
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture
+def fleet(local_azure, prefect_server, tmp_path, fresh_name) -> Iterator[FleetUnderTest]:
+    """A fresh three-region fleet, provisioned and joined through the flows."""
+    spec_path = write_spec(tmp_path, f"up{fresh_name}")
+    save_local_blocks(local_azure.state_dir, fleet=str(spec_path))
+    assert provision(fleet=str(spec_path), return_state=True).is_completed()
+    assert join(fleet=str(spec_path), return_state=True).is_completed()
+    yield FleetUnderTest(spec_path, load_spec(spec_path))
+
+
+def paused_run_for(spec_path: Path, timeout: float = 90.0, exclude: frozenset[Any] = frozenset()) -> FlowRun:
+    """Wait until a staged-upgrade run of this spec (not one of `exclude`) is paused at a gate."""
+    async def find() -> list[FlowRun]:
+        async with get_client() as client:
+            return await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in asyncio.run(find()):
+            if run.parameters.get("fleet") == str(spec_path) and run.id not in exclude:
+                return run
+        time.sleep(0.5)
+    raise AssertionError(f"no paused staged-upgrade run for {spec_path} within {timeout}s")
+
+
+def run_in_background(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def body() -> None:
+        outcome["state"] = target()
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def upgrade(fleet: FleetUnderTest, **overrides: Any) -> Any:
+    parameters: dict[str, Any] = {"fleet": str(fleet.spec_path), "upgrade_type": "ControlPlaneOnly",
+                                  "kubernetes_version": "1.37", "poll_seconds": 0.3}
+    parameters.update(overrides)
+    return staged_upgrade(**parameters, return_state=True)
+
+
+def test_second_stage_upgrades_only_after_approval_through_the_prefect_api(fleet):
+    before = fleet.versions()
+    assert all(version.startswith("1.36") for version in before.values())
+    thread, outcome = run_in_background(lambda: upgrade(fleet))
+    paused = paused_run_for(fleet.spec_path)
+
+    during = fleet.versions()
+    assert all(during[name].startswith("1.37") for name in fleet.group_of("test-group"))
+    assert all(during[name] == before[name] for name in fleet.group_of("prod-group"))
+    time.sleep(1.0)  # the gate holds: prod stays where it was while nobody answers
+    assert all(fleet.versions()[name] == before[name] for name in fleet.group_of("prod-group"))
+
+    print(answer_pending_approval(str(paused.id), approve=True, comment="test group healthy", approver="ops"))
+    thread.join(timeout=120)
+    assert outcome["state"].is_completed(), outcome["state"]
+    assert all(version.startswith("1.37") for version in fleet.versions().values())
+    assert len(fleet.update_runs()) == 1
+
+
+def test_rejection_stops_the_run_and_leaves_prod_untouched(fleet):
+    before = fleet.versions()
+    thread, outcome = run_in_background(lambda: upgrade(fleet))
+    paused = paused_run_for(fleet.spec_path)
+    answer_pending_approval(paused.name, approve=False, comment="canary error rate up", approver="carol")
+    thread.join(timeout=120)
+
+    state = outcome["state"]
+    assert state.is_failed()
+    assert "rejected by carol: canary error rate up" in state.message
+    runs = fleet.update_runs()
+    assert [run.properties.status.status.state for run in runs] == ["Stopped"]
+    after = fleet.versions()
+    assert all(after[name] == before[name] for name in fleet.group_of("prod-group"))
+
+
+def test_nobody_approving_in_time_stops_the_run(fleet):
+    before = fleet.versions()
+    state = upgrade(fleet, approval_timeout_seconds=3)
+    assert state.is_failed() and "nobody approved stage stage2" in state.message
+    after = fleet.versions()
+    assert all(after[name] == before[name] for name in fleet.group_of("prod-group"))
+    assert all(run.properties.status.status.state == "Stopped" for run in fleet.update_runs())
+
+
+def test_node_image_only_rolls_node_images_without_changing_versions(fleet):
+    versions_before, images_before = fleet.versions(), fleet.node_images()
+    thread, outcome = run_in_background(
+        lambda: upgrade(fleet, upgrade_type="NodeImageOnly", kubernetes_version=None,
+                        node_image_selection="Consistent"))
+    answer_pending_approval(str(paused_run_for(fleet.spec_path).id), approve=True, comment="", approver="ops")
+    thread.join(timeout=120)
+    assert outcome["state"].is_completed(), outcome["state"]
+    assert fleet.versions() == versions_before
+    images_after = fleet.node_images()
+    assert all(images_after[name] != images_before[name] for name in images_before)
+
+
+def test_a_node_image_request_with_a_version_fails_before_any_azure_call(local_azure, prefect_server, tmp_path):
+    spec_path = write_spec(tmp_path, "nocallfleet1")
+    state = staged_upgrade(fleet=str(spec_path), upgrade_type="NodeImageOnly", kubernetes_version="1.37",
+                           return_state=True)
+    assert state.is_failed() and "must be empty for upgrade_type NodeImageOnly" in state.message
+
+
+def test_killed_flow_is_resumed_by_a_rerun_without_a_second_update_run(fleet, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    script = (f"from flows.staged_upgrade import staged_upgrade\n"
+              f"staged_upgrade(fleet={str(fleet.spec_path)!r}, upgrade_type='ControlPlaneOnly', "
+              f"kubernetes_version='1.37', poll_seconds=0.3)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        killed = paused_run_for(fleet.spec_path)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert len(fleet.update_runs()) == 1
+
+    thread, outcome = run_in_background(lambda: upgrade(fleet))
+    rerun = paused_run_for(fleet.spec_path, exclude=frozenset({killed.id}))
+    answer_pending_approval(str(rerun.id), approve=True, comment="resumed", approver="ops")
+    thread.join(timeout=120)
+    assert outcome["state"].is_completed(), outcome["state"]
+    assert len(fleet.update_runs()) == 1
+    assert all(version.startswith("1.37") for version in fleet.versions().values())
