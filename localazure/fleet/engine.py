@@ -333,6 +333,8 @@ class Execution:
         status = record["body"]["properties"]["status"]
         member = status["stages"][si]["groups"][gi]["members"][mi]
         cluster_id = member["clusterResourceId"]
+        # An upgrade redone after a restart says so in its final message.
+        prefix = RESTART_MESSAGE + " " if member.get("message") == RESTART_MESSAGE else ""
 
         def start(s: Status) -> None:
             entry = s["stages"][si]["groups"][gi]["members"][mi]
@@ -365,7 +367,7 @@ class Execution:
             def fail(s: Status) -> None:
                 entry = s["stages"][si]["groups"][gi]["members"][mi]
                 set_state(entry, "Failed", detail)
-                entry["message"] = failure
+                entry["message"] = prefix + failure
 
             self.change(fail)
             self.member_failed.set()  # as in Azure, a failed member ends its group: start no one else
@@ -374,7 +376,7 @@ class Execution:
         def complete(s: Status) -> None:
             entry = s["stages"][si]["groups"][gi]["members"][mi]
             set_state(entry, "Completed")
-            entry["message"] = message
+            entry["message"] = prefix + message
 
         self.change(complete)
 

@@ -444,3 +444,55 @@ def test_running_run_cannot_be_deleted_but_a_finished_one_can_with_its_gates(fle
     fleet_client.update_runs.begin_delete(group, "fleet", "run").result()
     assert list(fleet_client.update_runs.list_by_fleet(group, "fleet")) == []
     assert list(fleet_client.gates.list_by_fleet(group, "fleet")) == []
+
+
+def _client_after_restart(local_azure: Any) -> ContainerServiceFleetMgmtClient:
+    endpoint = local_azure.endpoint
+    return ContainerServiceFleetMgmtClient(local_azure.credential(), endpoint.subscription_id,
+                                           **endpoint.client_kwargs())
+
+
+def test_restart_keeps_a_run_waiting_on_its_gate_and_approval_still_completes_it(
+        fleet_client, azure_clients, group, local_azure):
+    members = {"aks-rt": "test-group", "aks-rp": "prod-group"}
+    _make_fleet(fleet_client, azure_clients, group, members)
+    fleet_client.update_runs.begin_create_or_update(group, "fleet", "run", {"properties": {
+        "strategy": STAGED, "managedClusterUpdate": _full()}}).result()
+    fleet_client.update_runs.begin_start(group, "fleet", "run").result()
+    gate = _wait_for("a gate", lambda: next(iter(fleet_client.gates.list_by_fleet(group, "fleet")), None))
+
+    local_azure.restart()
+    client = _client_after_restart(local_azure)
+    resumed = _run(client, group, "run")
+    assert _state(resumed) == "Running"
+    assert _member_states(resumed) == {"aks-rt": "Completed", "aks-rp": "NotStarted"}
+    assert client.gates.get(group, "fleet", gate.name).properties.state == "Pending"
+    time.sleep(0.3)
+    assert _versions(local_azure.clients(), group, ["aks-rp"]) == {"aks-rp": OLD}
+
+    client.gates.begin_update(group, "fleet", gate.name, {"properties": {"state": "Completed"}}).result()
+    done = _wait_run(client, group, "run", {"Completed", "Failed"})
+    assert _state(done) == "Completed"
+    assert _versions(local_azure.clients(), group, list(members)) == {name: NEW for name in members}
+
+
+def test_crash_during_a_member_upgrade_redoes_that_member_instead_of_reporting_success(
+        fleet_client, azure_clients, group, local_azure):
+    members = {"aks-c1": "all", "aks-c2": "all"}
+    _make_fleet(fleet_client, azure_clients, group, members)
+    local_azure.azure.set_knobs(latency={"aks.upgrade": 20000})  # 20 s: the crash lands mid-upgrade
+    fleet_client.update_runs.begin_create_or_update(group, "fleet", "run", {"properties": {
+        "strategy": {"stages": [{"name": "only", "groups": [{"name": "all"}]}]},
+        "managedClusterUpdate": _full()}}).result()
+    fleet_client.update_runs.begin_start(group, "fleet", "run").result()
+    _wait_for("the first member to run",
+              lambda: "Running" in _member_states(_run(fleet_client, group, "run")).values())
+
+    local_azure.restart(crash=True)  # back with the session's default latencies
+    client = _client_after_restart(local_azure)
+    done = _wait_run(client, group, "run", {"Completed", "Failed"})
+    assert _state(done) == "Completed"
+    first = done.properties.status.stages[0].groups[0].members[0]
+    assert first.status.state == "Completed"
+    assert "restart" in first.message
+    assert _versions(local_azure.clients(), group, list(members)) == {name: NEW for name in members}
