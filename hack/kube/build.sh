@@ -124,4 +124,4 @@ for component in "${components[@]}"; do
     *) log "unknown component $component"; exit 2 ;;
   esac
 done
-log "tools ready in $tools (${SECONDS}s total, started at ${started}s)"
+log "tools ready in $tools ($((SECONDS - started))s)"

@@ -76,7 +76,7 @@ DISABLED_CONTROLLERS = (
 # collector run sooner than the default.
 MEMORY_LIMITS_MIB = {
     "etcd": 64,
-    "kube-apiserver": 100,
+    "kube-apiserver": 128,
     "kube-controller-manager": 64,
     "kube-scheduler": 40,
     "kwok": 40,
