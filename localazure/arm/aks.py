@@ -8,6 +8,7 @@ record's name to `wait()` to block until it ends.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import logging
 import threading
@@ -238,6 +239,7 @@ class AksService:
                                         node_image_version=p["nodeImageVersion"],
                                         orchestrator_version="v" + p["currentOrchestratorVersion"])
                           for p in body["properties"]["agentPoolProfiles"]]
+            self._discard_leftover(kube, home)
             try:
                 local = kube.LocalCluster.create(
                     body["name"], kubernetes_version="v" + body["properties"]["currentKubernetesVersion"],
@@ -247,6 +249,7 @@ class AksService:
                                f"Creating the local cluster for '{body['name']}' failed: {exc}") from exc
             with self._local_lock:
                 self._local[cluster_id.lower()] = local
+            self.emulator.store.update(RESOURCES, cluster_id, lambda r: r["internal"].update(localCreated=True))
         run.pace()
 
         def succeed(r: Record) -> None:
@@ -257,6 +260,14 @@ class AksService:
                 pool["provisioningState"] = "Succeeded"
 
         self.emulator.store.update(RESOURCES, cluster_id, succeed)
+
+    @staticmethod
+    def _discard_leftover(kube: Any, home: Path) -> None:
+        # A create cut off by a restart may have left a (possibly complete) cluster behind; start clean.
+        if not home.exists():
+            return
+        with contextlib.suppress(kube.ClusterNotFoundError):
+            kube.LocalCluster.load(home).delete()
 
     def _mark_failed(self, cluster_id: str, error: dict[str, Any]) -> None:
         def fail(r: Record) -> None:
@@ -326,6 +337,19 @@ class AksService:
         new_body = {**body, "tags": request_body.get("tags", body.get("tags") or {}),
                     "sku": request_body.get("sku") or body.get("sku"), "properties": new_props}
         self.emulator.store.put(RESOURCES, cluster_id, {**existing, "body": new_body})
+        if local_backed and not existing["internal"].get("localCreated"):
+            # The first create failed or was cut off: there is no local cluster to update, so create it now.
+            for pool in pools:
+                pool.update(currentOrchestratorVersion=plan.get(pool["name"], {}).get(
+                    "version", pool["currentOrchestratorVersion"]), provisioningState="Creating")
+            new_props.update(provisioningState="Creating", currentKubernetesVersion=target)
+            self.emulator.store.put(RESOURCES, cluster_id, {**existing, "body": new_body})
+            op = self.emulator.operations.start(
+                kind="aks.create", namespace=NAMESPACE, location=location, resource_id=cluster_id,
+                name=body["name"], work=lambda run: self._create_work(cluster_id, run),
+                on_failure=lambda error: self._mark_failed(cluster_id, error),
+            )
+            return new_body, 200, op
         op = self.emulator.operations.start(
             kind="aks.upgrade" if upgrading else "aks.update", namespace=NAMESPACE, location=location,
             resource_id=cluster_id, name=body["name"],
