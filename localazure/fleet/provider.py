@@ -41,6 +41,7 @@ provider = ResourceProvider(
     namespace=NAMESPACE,
     api_versions=API_VERSIONS,
     router=build_router(),
+    resource_types=("fleets",),
     delete_group_contents=_delete_group_contents,
     on_start=_on_start,
     on_stop=_on_stop,
