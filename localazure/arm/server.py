@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -110,6 +111,10 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
             log.warning("local Azure listening on %s (state %s)", emulator.base_url, state_dir)
 
     threading.Thread(target=publish_when_started, name="publish-endpoint", daemon=True).start()
+    # uvicorn re-raises the stop signal once it has shut down; with the default handlers still in
+    # place that would end the process before the clusters are stopped below.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda signum, frame: None)
     try:
         server.run(sockets=[sock])
     finally:
