@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import threading
@@ -167,6 +168,22 @@ class Operations:
                 self._set(record["name"], status="Failed", endTime=utc_now(), error=detail, httpStatus=500)
                 interrupted.append(record)
         return interrupted
+
+    def prune_finished(self, max_age_seconds: float = 3600.0) -> int:
+        """Forget operations that ended more than `max_age_seconds` ago (keeps state.json small)."""
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_seconds)
+
+        def old(record: Record) -> bool:
+            end = record.get("endTime")
+            if not end:
+                return False
+            return dt.datetime.strptime(str(end), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC) < cutoff
+
+        with self._store.transaction():
+            stale = [r["name"] for r in self._store.values(TABLE, old)]
+            for name in stale:
+                self._store.delete(TABLE, name)
+        return len(stale)
 
     # ---- URLs and response shapes ---------------------------------------------------------------
 

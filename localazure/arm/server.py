@@ -91,6 +91,7 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
     (state_dir / "port").write_text(str(actual_port))
     emulator = Emulator(state_dir, knobs, f"https://{HOST}:{actual_port}")
     app = create_app(emulator)
+    emulator.operations.prune_finished()
     interrupted = emulator.operations.fail_interrupted()
     if interrupted:
         log.warning("%d operation(s) cut off by the previous stop were marked Failed", len(interrupted))
