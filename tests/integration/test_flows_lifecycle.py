@@ -1,0 +1,346 @@
+"""The lifecycle flows against local Azure (ARM-only clusters) through a real Prefect server and the real SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, LogFilter
+from prefect.client.schemas.objects import FlowRun
+
+from blocks.azure import AzureServicePrincipal
+from flows.join import join
+from flows.lifecycle import lifecycle
+from flows.local_mode import save_local_blocks
+from flows.provision import provision
+from flows.teardown import teardown
+from flows.validate import validate
+from tasks.aks import desired_cluster
+from tasks.clients import load_azure_clients
+from tasks.rbac import CONTRIBUTOR_ROLE
+from tasks.spec import FleetSpec, load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.emulator]
+
+
+@pytest.fixture(autouse=True)
+def fleetflow_clock(monkeypatch: pytest.MonkeyPatch, local_azure) -> None:
+    """fleetflow's own waits follow the session emulator's clock."""
+    monkeypatch.setenv("FLEETFLOW_TIME_SCALE", str(local_azure.azure.knobs()["time_scale"]))
+
+
+class Fleet:
+    """A fleet spec of its own (unique names) saved with the local blocks, and ways to look at Azure."""
+
+    def __init__(self, local_azure: Any, path: Path):
+        self.local_azure = local_azure
+        self.path = str(path)
+        self.spec: FleetSpec = load_spec(path)
+        self.clients = load_azure_clients("fleetflow-azure")
+
+    @property
+    def group(self) -> str:
+        return self.spec.resource_group_name
+
+    def clusters(self) -> dict[str, Any]:
+        try:
+            return {c.name: c for c in self.clients.containerservice.managed_clusters.list_by_resource_group(
+                self.group)}
+        except Exception:  # the group is gone
+            return {}
+
+    def members(self) -> dict[str, Any]:
+        return {m.name: m for m in self.clients.fleet.fleet_members.list_by_fleet(self.group, self.spec.name)}
+
+    def group_exists(self) -> bool:
+        return bool(self.clients.resource.resource_groups.check_existence(self.group))
+
+    def operations(self) -> list[dict[str, Any]]:
+        """The emulator's record of long-running operations (every create, update and delete it started)."""
+        state = json.loads((Path(self.local_azure.state_dir) / "state.json").read_text())
+        return [op for op in state["tables"].get("operations", {}).values()
+                if f"/resourcegroups/{self.group.lower()}" in op["resourceId"].lower()]
+
+    def operator_object_id(self) -> str:
+        block = AzureServicePrincipal.load(self.spec.service_operator.credentials_block)
+        return str(block.object_id)
+
+    def operator_assignments(self) -> list[Any]:
+        """Every role assignment of the service operator's principal, anywhere in the subscription."""
+        principal = self.operator_object_id()
+        return [a for a in self.clients.authorization.role_assignments.list_for_subscription()
+                if a.principal_id == principal]
+
+
+def write_spec(tmp_path: Path, name: str) -> Path:
+    document = yaml.safe_load((REPO / "fleet.yaml").read_text())
+    document.update(name=name, resource_group=f"rg-{name}", suffix=name[-6:])
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture
+def fleet(local_azure, prefect_server, tmp_path, fresh_name) -> Iterator[Fleet]:
+    """A fresh three-region spec (fleet.yaml with unique names) and the local blocks saved for it."""
+    path = write_spec(tmp_path, f"lf{fresh_name}")
+    save_local_blocks(local_azure.state_dir, fleet=str(path))
+    under_test = Fleet(local_azure, path)
+    yield under_test
+    if under_test.group_exists():
+        teardown(fleet=under_test.path, force=True, return_state=True)
+
+
+def flow_logs(state: Any) -> list[str]:
+    """Every log line of a flow run and its task runs, once they reached the server."""
+    run_id = state.state_details.flow_run_id
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [run_id]}))
+            return [log.message for log in logs]
+
+    for _ in range(40):
+        messages = asyncio.run(read())
+        if any("Finished in state" in message for message in messages):
+            return messages
+        time.sleep(0.25)
+    return asyncio.run(read())
+
+
+def latest_artifact(key: str) -> Any:
+    async def read() -> Any:
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return max(found, key=lambda artifact: artifact.created) if found else None
+
+    return asyncio.run(read())
+
+
+def table_rows(artifact: Any) -> list[dict[str, Any]]:
+    data = artifact.data
+    return json.loads(data) if isinstance(data, str) else data
+
+
+def test_three_region_lifecycle_provision_join_validate_teardown(fleet: Fleet):
+    spec = fleet.spec
+    assert provision(fleet=fleet.path, return_state=True).is_completed()
+
+    group = fleet.clients.resource.resource_groups.get(fleet.group)
+    assert group.tags == spec.ownership_tags and group.location == "eastus"
+    clusters = fleet.clusters()
+    assert sorted(clusters) == sorted(c.name for c in spec.clusters())
+    for cluster in spec.clusters():
+        managed = clusters[cluster.name]
+        pool = managed.agent_pool_profiles[0]
+        assert managed.location == cluster.region and managed.provisioning_state == "Succeeded"
+        assert (pool.count, pool.vm_size) == (2, "Standard_DS2_v2")
+        assert (managed.network_profile.network_plugin, managed.network_profile.network_policy) == ("azure", "azure")
+        assert managed.identity.type == "SystemAssigned"
+        assert managed.current_kubernetes_version.startswith("1.36.")
+        assert managed.tags["region"] == cluster.region and managed.tags["fleetflow-fleet"] == spec.name
+    fleet_resource = fleet.clients.fleet.fleets.get(fleet.group, spec.name)
+    assert fleet_resource.properties.provisioning_state == "Succeeded"
+    assert fleet_resource.properties.hub_profile is None  # hubless
+    # The service operator is Contributor on the fleet's group and nowhere else.
+    assignments = fleet.operator_assignments()
+    assert [(a.scope, a.role_definition_id.rsplit("/", 1)[-1]) for a in assignments] == [
+        (f"/subscriptions/{fleet.clients.subscription_id}/resourceGroups/{fleet.group}", CONTRIBUTOR_ROLE)]
+    status = table_rows(latest_artifact(f"fleet-status-{spec.name}"))
+    assert {row["region"] for row in status} == {"eastus", "westus2", "centralus"}
+    assert all(row["provisioning state"] == "Succeeded" for row in status)
+
+    assert join(fleet=fleet.path, return_state=True).is_completed()
+    members = fleet.members()
+    assert {name: m.properties.group for name, m in members.items()} == {
+        c.member_name: c.update_group for c in spec.clusters()}
+    assert {m.properties.cluster_resource_id.lower() for m in members.values()} == {
+        c.id.lower() for c in clusters.values()}
+    status = table_rows(latest_artifact(f"fleet-status-{spec.name}"))
+    assert {row["cluster"]: row["update group"] for row in status} == {
+        c.name: c.update_group for c in spec.clusters()}
+
+    state = validate(fleet=fleet.path, return_state=True)
+    assert state.is_completed(), state.message
+    checks = state.result()
+    reachability = [c for c in checks if c["check"] == "reachable"]
+    # ARM-only clusters have no API server: reported as skipped with the emulator's reason, never as passed.
+    assert len(reachability) == 3 and all(c["result"] == "skipped" for c in reachability)
+    assert all("ARM-only" in c["detail"] for c in reachability)
+    assert not [c for c in checks if c["result"] == "failed"]
+    assert {c["check"] for c in checks if c["result"] == "passed"} >= {
+        "fleet Succeeded", "cluster Succeeded", "kubernetes version", "member Succeeded", "member update group"}
+    assert len(table_rows(latest_artifact(f"validate-{spec.name}"))) == len(checks)
+
+    assert teardown(fleet=fleet.path, return_state=True).is_completed()
+    assert not fleet.group_exists()
+    assert fleet.clusters() == {}
+    assert fleet.operator_assignments() == []
+    assert not [g for g in fleet.clients.resource.resource_groups.list() if g.name == fleet.group]
+
+
+def test_validate_fails_naming_each_failed_check(fleet: Fleet):
+    assert provision(fleet=fleet.path, return_state=True).is_completed()
+    # Not joined: every member check fails, and the run says which.
+    state = validate(fleet=fleet.path, return_state=True)
+    assert state.is_failed()
+    for cluster in fleet.spec.clusters():
+        assert f"member Succeeded on {cluster.member_name}" in state.message
+        assert f"member update group on {cluster.member_name}" in state.message
+    assert "cluster Succeeded" not in state.message
+
+
+def test_rerun_of_provision_and_join_changes_nothing(fleet: Fleet):
+    assert provision(fleet=fleet.path, return_state=True).is_completed()
+    assert join(fleet=fleet.path, return_state=True).is_completed()
+    operations_before = fleet.operations()
+    clusters_before = {name: c.as_dict() for name, c in fleet.clusters().items()}
+    group_before = fleet.clients.resource.resource_groups.get(fleet.group).as_dict()
+
+    again = provision(fleet=fleet.path, return_state=True)
+    joined_again = join(fleet=fleet.path, return_state=True)
+    assert again.is_completed() and joined_again.is_completed()
+    assert {item["action"] for item in again.result()} == {"unchanged"}
+    assert {item["action"] for item in joined_again.result()} == {"unchanged"}
+    assert fleet.operations() == operations_before, "a re-run started new Azure operations"
+    assert {name: c.as_dict() for name, c in fleet.clusters().items()} == clusters_before
+    assert fleet.clients.resource.resource_groups.get(fleet.group).as_dict() == group_before
+    logs = flow_logs(again)
+    assert any("provision changed nothing" in line for line in logs)
+    assert sum("unchanged: it matches the spec" in line for line in logs) == 5  # group, fleet, 3 clusters
+
+
+def test_provision_and_join_get_through_throttling_and_server_error_storms(fleet: Fleet, knobs_restored):
+    knobs_restored.set_knobs(throttle_rate=0.3, error_rate=0.15, retry_after=0.2)
+    provisioned = provision(fleet=fleet.path, return_state=True)
+    joined = join(fleet=fleet.path, return_state=True)
+    knobs_restored.set_knobs(throttle_rate=0, error_rate=0)
+    assert provisioned.is_completed(), provisioned.message
+    assert joined.is_completed(), joined.message
+    assert all(c.provisioning_state == "Succeeded" for c in fleet.clusters().values())
+    assert len(fleet.members()) == 3
+
+
+def test_forced_failure_in_one_region_leaves_the_others_done_and_a_rerun_finishes_it(fleet: Fleet, knobs_restored):
+    knobs_restored.set_knobs(fail=["aks.create:westus2"])
+    failed = provision(fleet=fleet.path, return_state=True)
+    knobs_restored.set_knobs(fail=[])
+    assert failed.is_failed()
+    assert "westus2" in failed.message and "InjectedFailure" in failed.message
+    assert "eastus" not in failed.message.replace(fleet.group, "")
+    states = {c.location: c.provisioning_state for c in fleet.clusters().values()}
+    assert states == {"eastus": "Succeeded", "centralus": "Succeeded", "westus2": "Failed"}
+    # Permanent: the failing task ran once, it was not retried.
+    attempts = [op for op in fleet.operations() if op["resourceId"].lower().endswith("westus2")]
+    assert len(attempts) == 1
+    before = {op["name"] for op in fleet.operations()}
+
+    rerun = provision(fleet=fleet.path, return_state=True)
+    assert rerun.is_completed(), rerun.message
+    actions = {item["region"]: item["action"] for item in rerun.result() if item["kind"] == "AKS cluster"}
+    assert actions == {"eastus": "unchanged", "centralus": "unchanged", "westus2": "recreated"}
+    new_operations = [op for op in fleet.operations() if op["name"] not in before]
+    assert [op["resourceId"].rsplit("/", 1)[-1] for op in new_operations] == ["aks-" + fleet.spec.name + "-westus2"]
+    assert all(c.provisioning_state == "Succeeded" for c in fleet.clusters().values())
+
+
+def test_provision_finishes_a_cluster_an_interrupted_run_left_creating(fleet: Fleet, knobs_restored):
+    # A crashed run: the group exists and one cluster's create was sent but nobody waited for it.
+    knobs_restored.set_knobs(latency={"aks.create": 4000})
+    fleet.clients.resource.resource_groups.create_or_update(fleet.group, {"location": "eastus",
+                                                                          "tags": fleet.spec.ownership_tags})
+    eastus = fleet.spec.cluster("eastus")
+    from azure.mgmt.containerservice.models import ManagedCluster
+
+    fleet.clients.containerservice.managed_clusters.begin_create_or_update(
+        fleet.group, eastus.name, ManagedCluster(desired_cluster(eastus)))
+    assert fleet.clusters()[eastus.name].provisioning_state == "Creating"
+
+    knobs_restored.set_knobs(latency={"aks.create": 240})
+    state = provision(fleet=fleet.path, return_state=True)
+    assert state.is_completed(), state.message
+    assert len([op for op in fleet.operations() if op["resourceId"].lower().endswith("eastus")]) == 1
+    assert {c.provisioning_state for c in fleet.clusters().values()} == {"Succeeded"}
+    assert any("from an earlier run; waiting" in line for line in flow_logs(state))
+
+
+def test_join_reports_unlisted_members_and_removes_them_only_when_asked(fleet: Fleet, tmp_path: Path):
+    assert provision(fleet=fleet.path, return_state=True).is_completed()
+    assert join(fleet=fleet.path, return_state=True).is_completed()
+    document = yaml.safe_load(Path(fleet.path).read_text())
+    document["regions"] = [r for r in document["regions"] if r["name"] != "centralus"]
+    smaller = tmp_path / "smaller.yaml"
+    smaller.write_text(yaml.safe_dump(document))
+    centralus_member = fleet.spec.cluster("centralus").member_name
+
+    reported = join(fleet=str(smaller), return_state=True)
+    assert reported.is_completed()
+    assert centralus_member in fleet.members()
+    assert any("does not list" in line and centralus_member in line for line in flow_logs(reported))
+
+    assert join(fleet=str(smaller), remove_unlisted=True, return_state=True).is_completed()
+    assert sorted(fleet.members()) == sorted(c.member_name for c in load_spec(smaller).clusters())
+
+
+def test_teardown_keeps_a_group_holding_foreign_resources_unless_forced(fleet: Fleet):
+    assert provision(fleet=fleet.path, return_state=True).is_completed()
+    assert join(fleet=fleet.path, return_state=True).is_completed()
+    foreign = desired_cluster(fleet.spec.cluster("eastus"))
+    foreign["tags"] = {"team": "someone-else"}
+    from azure.mgmt.containerservice.models import ManagedCluster
+
+    fleet.clients.containerservice.managed_clusters.begin_create_or_update(
+        fleet.group, "aks-not-ours", ManagedCluster(foreign)).result()
+
+    kept = teardown(fleet=fleet.path, return_state=True)
+    assert kept.is_completed(), kept.message
+    assert fleet.group_exists() and sorted(fleet.clusters()) == ["aks-not-ours"]
+    group_outcome = [item for item in kept.result() if item["kind"] == "resource group"][0]
+    assert group_outcome["action"] == "kept" and "aks-not-ours" in group_outcome["detail"]
+    assert any("aks-not-ours" in line and "force=True" in line for line in flow_logs(kept))
+    assert fleet.operator_assignments() == []
+
+    # A re-run finds everything it owned already gone, and force removes the rest with the group.
+    forced = teardown(fleet=fleet.path, force=True, return_state=True)
+    assert forced.is_completed(), forced.message
+    actions = {(item["kind"], item["action"]) for item in forced.result()}
+    assert ("AKS cluster", "absent") in actions and ("fleet", "absent") in actions
+    assert ("resource group", "deleted") in actions
+    assert not fleet.group_exists()
+
+
+def test_client_secrets_appear_in_no_log_artifact_or_parameter(fleet: Fleet):
+    admin_secret = fleet.local_azure.endpoint.client_secret
+    operator_secret = AzureServicePrincipal.load(
+        fleet.spec.service_operator.credentials_block).client_secret.get_secret_value()
+    state = lifecycle(fleet=fleet.path, return_state=True)
+    assert state.is_completed(), state.message
+
+    async def records() -> tuple[list[FlowRun], list[str], list[str]]:
+        async with get_client() as client:
+            parent = await client.read_flow_run(state.state_details.flow_run_id)
+            runs = [parent, *await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [parent.id]}))]
+            children = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_task_run_id={"any_": [r.parent_task_run_id for r in runs[1:]
+                                                                          if r.parent_task_run_id]}))
+            runs += [run for run in children if run.id not in {r.id for r in runs}]
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [r.id for r in runs]}))
+            artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter())
+            return runs, [log.message for log in logs], [str(a.data) + str(a.description) for a in artifacts]
+
+    flow_logs(state)
+    runs, logs, artifacts = asyncio.run(records())
+    assert {run.flow_id for run in runs} and len(logs) > 20 and artifacts, "nothing to search"
+    assert any("fleet-status" in text or "region" in text for text in artifacts)
+    everything = "\n".join([*(json.dumps(run.parameters) for run in runs), *logs, *artifacts])
+    assert admin_secret not in everything
+    assert operator_secret not in everything
