@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.localazure_fixtures"]
+pytest_plugins = ["tests.localazure_fixtures", "tests.fleet_fixtures"]
 
 # Keep Prefect quiet and local: no telemetry, no UI assets needed by the API-only test server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
