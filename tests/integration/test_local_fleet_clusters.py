@@ -1,0 +1,156 @@
+"""Fleet update runs against AKS clusters backed by real local Kubernetes clusters."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any
+
+import pytest
+from azure.mgmt.containerservicefleet import ContainerServiceFleetMgmtClient
+
+pytestmark = [pytest.mark.emulator, pytest.mark.cluster]
+
+IMAGE_LABEL = "kubernetes.azure.com/node-image-version"
+GATED = {"stages": [
+    {"name": "test", "groups": [{"name": "test-group"}]},
+    {"name": "prod", "groups": [{"name": "prod-group"}], "beforeGates": [{"type": "Approval",
+                                                                          "displayName": "Approve prod"}]},
+]}
+
+
+def _built_versions() -> list[str]:
+    try:
+        from localazure.kube import available_versions
+    except ImportError:
+        return []
+    return [v.lstrip("v") for v in available_versions()]
+
+
+@pytest.fixture
+def local_clusters(knobs_restored: Any) -> Any:
+    if not _built_versions():
+        pytest.skip("no Kubernetes binaries are built (localazure.kube.available_versions() is empty); "
+                    "run `make tools`")
+    knobs_restored.set_knobs(clusters="local")
+    return knobs_restored
+
+
+@pytest.fixture
+def fleet_client(local_azure: Any) -> ContainerServiceFleetMgmtClient:
+    endpoint = local_azure.endpoint
+    return ContainerServiceFleetMgmtClient(local_azure.credential(), endpoint.subscription_id,
+                                           **endpoint.client_kwargs())
+
+
+def _kube(azure_clients: Any, group: str, name: str) -> Any:
+    """An ApiClient for the real cluster behind a managed cluster, from the kubeconfig AKS hands out."""
+    from kubernetes import config
+
+    credentials = azure_clients.containerservice.managed_clusters.list_cluster_admin_credentials(group, name)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as fh:
+        fh.write(credentials.kubeconfigs[0].value.decode())
+        fh.flush()
+        return config.new_client_from_config(config_file=fh.name)
+
+
+def _server_version(api: Any) -> str:
+    from kubernetes import client
+
+    return str(client.VersionApi(api).get_code().git_version).lstrip("v")
+
+
+def _nodes(api: Any) -> list[Any]:
+    from kubernetes import client
+
+    return list(client.CoreV1Api(api).list_node().items)
+
+
+def _fleet_of_real_clusters(fleet_client: Any, azure_clients: Any, group: str, members: dict[str, str],
+                            version: str) -> None:
+    azure_clients.resource.resource_groups.create_or_update(group, {"location": "eastus"})
+    fleet_client.fleets.begin_create_or_update(group, "fleet", {"location": "eastus"}).result()
+    aks = azure_clients.containerservice.managed_clusters
+    pollers = {name: aks.begin_create_or_update(group, name, {"location": "eastus", "properties": {
+        "kubernetesVersion": version, "dnsPrefix": name,
+        "agentPoolProfiles": [{"name": "nodepool1", "count": 1, "vmSize": "Standard_DS2_v2"}]}})
+        for name in members}
+    for name, poller in pollers.items():
+        cluster = poller.result()
+        fleet_client.fleet_members.begin_create(group, "fleet", name, {
+            "properties": {"clusterResourceId": cluster.id, "group": members[name]}}).result()
+
+
+def _run_state(fleet_client: Any, group: str) -> Any:
+    return fleet_client.update_runs.get(group, "fleet", "run")
+
+
+def _wait(what: str, probe: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_gated_full_upgrade_moves_real_test_cluster_first_and_prod_only_after_approval(
+        local_clusters, fleet_client, azure_clients, fresh_name):
+    versions = _built_versions()
+    if len(versions) < 2:
+        pytest.skip(f"an upgrade needs two built Kubernetes versions, found {versions}")
+    old, new = versions[-2], versions[-1]
+    group = fresh_name
+    _fleet_of_real_clusters(fleet_client, azure_clients, group, {"real-test": "test-group",
+                                                                 "real-prod": "prod-group"}, old)
+    test_api, prod_api = _kube(azure_clients, group, "real-test"), _kube(azure_clients, group, "real-prod")
+    assert (_server_version(test_api), _server_version(prod_api)) == (old, old)
+
+    fleet_client.update_runs.begin_create_or_update(group, "fleet", "run", {"properties": {
+        "strategy": GATED, "managedClusterUpdate": {"upgrade": {"type": "Full", "kubernetesVersion": new}}}}).result()
+    fleet_client.update_runs.begin_start(group, "fleet", "run").result()
+
+    def gate_pending() -> Any:
+        run = _run_state(fleet_client, group)
+        assert run.properties.status.status.state in ("Running",), run.properties.status.status
+        gate = run.properties.status.stages[1].before_gates[0]
+        return gate if gate.status.state == "Pending" and gate.gate_id else None
+
+    gate = _wait("the approval gate", gate_pending, timeout=300)
+    # The test cluster really runs the new version (API server and kubelets); prod is untouched.
+    assert _server_version(test_api) == new
+    assert {n.status.node_info.kubelet_version.lstrip("v") for n in _nodes(test_api)} == {new}
+    time.sleep(1.0)
+    assert _server_version(prod_api) == old
+    assert {n.status.node_info.kubelet_version.lstrip("v") for n in _nodes(prod_api)} == {old}
+
+    fleet_client.gates.begin_update(group, "fleet", gate.gate_id.rsplit("/", 1)[-1],
+                                    {"properties": {"state": "Completed"}}).result()
+    done = _wait("the run to end", lambda: (r := _run_state(fleet_client, group))
+                 and r.properties.status.status.state in ("Completed", "Failed") and r, timeout=300)
+    assert done.properties.status.status.state == "Completed", done.properties.status.status.error
+    assert _server_version(prod_api) == new
+    azure_clients.resource.resource_groups.begin_delete(group).result()
+
+
+def test_node_image_only_run_replaces_real_nodes_and_keeps_the_kubernetes_version(
+        local_clusters, fleet_client, azure_clients, fresh_name):
+    version = _built_versions()[0]
+    group = fresh_name
+    _fleet_of_real_clusters(fleet_client, azure_clients, group, {"real-img": "all"}, version)
+    api = _kube(azure_clients, group, "real-img")
+    latest = local_clusters.knobs()["node_image_latest"]
+    assert {n.metadata.labels.get(IMAGE_LABEL) for n in _nodes(api)} != {latest}
+
+    fleet_client.update_runs.begin_create_or_update(group, "fleet", "run", {"properties": {
+        "managedClusterUpdate": {"upgrade": {"type": "NodeImageOnly"}}}}).result()
+    fleet_client.update_runs.begin_start(group, "fleet", "run").result()
+    done = _wait("the run to end", lambda: (r := _run_state(fleet_client, group))
+                 and r.properties.status.status.state in ("Completed", "Failed") and r, timeout=300)
+    assert done.properties.status.status.state == "Completed", done.properties.status.status.error
+    nodes = _nodes(api)
+    assert {n.metadata.labels.get(IMAGE_LABEL) for n in nodes} == {latest}
+    assert {n.status.node_info.kubelet_version.lstrip("v") for n in nodes} == {version}
+    assert _server_version(api) == version
+    azure_clients.resource.resource_groups.begin_delete(group).result()
