@@ -140,6 +140,17 @@ class Execution:
                                         "message": f"The update run engine failed: {type(exc).__name__}: {exc}"})
         finally:
             self.engine._ended(self)
+            self._relaunch_if_restarted()
+
+    def _relaunch_if_restarted(self) -> None:
+        # A start that arrived while this thread was wrapping up a stop found it still alive and only
+        # woke it; the run is Running again and needs a fresh execution.
+        if self.cancelled.is_set():
+            return
+        record = self.emulator.store.get(RESOURCES, self.run_id)
+        if record is not None and record["body"]["properties"]["status"]["status"]["state"] == "Running" \
+                and not record["internal"].get("stopRequested"):
+            self.engine.launch(self.run_id)
 
     def _execute(self) -> None:
         for stage_index in range(len(self.status()["stages"])):

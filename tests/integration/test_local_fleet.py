@@ -496,3 +496,54 @@ def test_crash_during_a_member_upgrade_redoes_that_member_instead_of_reporting_s
     assert first.status.state == "Completed"
     assert "restart" in first.message
     assert _versions(local_azure.clients(), group, list(members)) == {name: NEW for name in members}
+
+
+def test_group_max_concurrency_upgrades_members_in_parallel(fleet_client, azure_clients, group, knobs_restored):
+    knobs_restored.set_knobs(latency={"aks.upgrade": 1500})
+    _make_fleet(fleet_client, azure_clients, group, {"aks-p1": "wide", "aks-p2": "wide"})
+    fleet_client.update_runs.begin_create_or_update(group, "fleet", "run", {"properties": {
+        "strategy": {"stages": [{"name": "only", "groups": [{"name": "wide", "maxConcurrency": "100%"}]}]},
+        "managedClusterUpdate": _full()}}).result()
+    fleet_client.update_runs.begin_start(group, "fleet", "run").result()
+    both = _wait_for("both members running at once", lambda: set(
+        _member_states(_run(fleet_client, group, "run")).values()) == {"Running"})
+    assert both
+    done = _wait_run(fleet_client, group, "run", {"Completed", "Failed"})
+    assert _state(done) == "Completed"
+    assert done.properties.status.stages[0].groups[0].max_concurrency == 2
+
+
+def test_skipping_a_stage_waiting_on_its_gate_skips_the_gate_and_its_members(fleet_client, azure_clients, group):
+    _make_fleet(fleet_client, azure_clients, group, {"aks-t": "test-group", "aks-p": "prod-group"})
+    fleet_client.update_runs.begin_create_or_update(group, "fleet", "run", {"properties": {
+        "strategy": STAGED, "managedClusterUpdate": _full()}}).result()
+    fleet_client.update_runs.begin_start(group, "fleet", "run").result()
+    gate = _wait_for("a gate", lambda: next(iter(fleet_client.gates.list_by_fleet(group, "fleet")), None))
+    fleet_client.update_runs.begin_skip(group, "fleet", "run", {"targets": [{"type": "Stage", "name": "prod"}]}
+                                        ).result()
+    done = _wait_run(fleet_client, group, "run", {"Completed", "Failed"})
+    assert _state(done) == "Completed"
+    assert _text(done.properties.status.stages[1].status.state) == "Skipped"
+    assert _member_states(done) == {"aks-t": "Completed", "aks-p": "Skipped"}
+    assert fleet_client.gates.get(group, "fleet", gate.name).properties.state == "Skipped"
+    assert _versions(azure_clients, group, ["aks-t", "aks-p"]) == {"aks-t": NEW, "aks-p": OLD}
+
+
+def test_reader_can_watch_a_run_but_cannot_approve_its_gate(fleet_client, azure_clients, group, local_azure):
+    _make_fleet(fleet_client, azure_clients, group, {"aks-t": "test-group", "aks-p": "prod-group"})
+    fleet_client.update_runs.begin_create_or_update(group, "fleet", "run", {"properties": {
+        "strategy": STAGED, "managedClusterUpdate": _full()}}).result()
+    fleet_client.update_runs.begin_start(group, "fleet", "run").result()
+    gate = _wait_for("a gate", lambda: next(iter(fleet_client.gates.list_by_fleet(group, "fleet")), None))
+    scope = f"/subscriptions/{local_azure.endpoint.subscription_id}/resourceGroups/{group}"
+    reader = local_azure.azure.create_service_principal(f"reader-{group}", role="Reader", scopes=[scope])
+    endpoint = local_azure.endpoint
+    as_reader = ContainerServiceFleetMgmtClient(local_azure.credential(reader["appId"], reader["password"]),
+                                                endpoint.subscription_id, **endpoint.client_kwargs())
+    assert _state(as_reader.update_runs.get(group, "fleet", "run")) == "Running"
+    with pytest.raises(HttpResponseError) as exc:
+        as_reader.gates.begin_update(group, "fleet", gate.name, {"properties": {"state": "Completed"}}).result()
+    assert _error_of(exc)[:2] == (403, "AuthorizationFailed")
+    assert fleet_client.gates.get(group, "fleet", gate.name).properties.state == "Pending"
+    fleet_client.update_runs.begin_stop(group, "fleet", "run").result()
+    _wait_run(fleet_client, group, "run", {"Stopped"})
