@@ -9,6 +9,9 @@ from pathlib import Path
 
 from localazure.arm.knobs import Knobs, apply_changes, from_environment
 
+# Exit status when another emulator already serves the state directory (LocalAzure.start waits for it).
+EXIT_BUSY = 3
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of `python -m localazure`."""
@@ -49,14 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
-        from localazure.arm.server import serve
+        from localazure.arm.server import StateDirBusy, serve
 
         try:
             knobs = knobs_from_args(args)
         except ValueError as exc:
             print(f"localazure: {exc}", file=sys.stderr)
             return 2
-        serve(args.state_dir, args.port, knobs)
+        try:
+            serve(args.state_dir, args.port, knobs)
+        except StateDirBusy as exc:
+            print(f"localazure: {exc}", file=sys.stderr)
+            return EXIT_BUSY
     return 0
 
 

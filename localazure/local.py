@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 ENDPOINT_FILE = "endpoint.json"
+EXIT_BUSY = 3  # `python -m localazure serve` exit status: the state directory is served already
 LOG_FILE = "emulator.log"
 
 
@@ -155,7 +156,9 @@ class LocalAzure:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code = self._process.poll()
-            if code is not None:
+            if code == EXIT_BUSY and self.is_running():
+                return  # a concurrent start won the state directory; use that emulator
+            if code is not None and code != EXIT_BUSY:
                 raise LocalAzureError(f"local Azure exited with status {code} while starting; log {self.log_path}:\n"
                                       + self._log_tail())
             if self.endpoint_path.exists():

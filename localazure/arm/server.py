@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import uvicorn
 
@@ -83,6 +84,7 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
     """Run until SIGINT/SIGTERM. endpoint.json appears once /healthz answers and is removed on exit."""
     state_dir = state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = _lock_state_dir(state_dir)
     endpoint_path = state_dir / ENDPOINT_FILE
     endpoint_path.unlink(missing_ok=True)
     tls = ensure_tls(state_dir / "tls")
@@ -121,3 +123,19 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
     finally:
         endpoint_path.unlink(missing_ok=True)
         stop_providers(emulator)
+        lock.close()
+
+
+class StateDirBusy(RuntimeError):
+    """Another emulator already serves this state directory."""
+
+
+def _lock_state_dir(state_dir: Path) -> TextIO:
+    # One emulator per state directory: two would overwrite each other's state.json.
+    handle = open(state_dir / "serve.lock", "w")  # noqa: SIM115 - held for the life of the server
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise StateDirBusy(f"another local Azure already serves {state_dir}") from exc
+    return handle
