@@ -547,3 +547,14 @@ def test_reader_can_watch_a_run_but_cannot_approve_its_gate(fleet_client, azure_
     assert fleet_client.gates.get(group, "fleet", gate.name).properties.state == "Pending"
     fleet_client.update_runs.begin_stop(group, "fleet", "run").result()
     _wait_run(fleet_client, group, "run", {"Stopped"})
+
+
+def test_deleting_the_resource_group_removes_a_fleet_whose_run_waits_on_a_gate(fleet_client, azure_clients, group):
+    _make_fleet(fleet_client, azure_clients, group, {"aks-t": "test-group", "aks-p": "prod-group"})
+    fleet_client.update_runs.begin_create_or_update(group, "fleet", "run", {"properties": {
+        "strategy": STAGED, "managedClusterUpdate": _full()}}).result()
+    fleet_client.update_runs.begin_start(group, "fleet", "run").result()
+    _wait_for("a gate", lambda: list(fleet_client.gates.list_by_fleet(group, "fleet")))
+    azure_clients.resource.resource_groups.begin_delete(group).result()
+    assert group not in {f.id.split("/")[4] for f in fleet_client.fleets.list_by_subscription()}
+    assert not azure_clients.resource.resource_groups.check_existence(group)
