@@ -48,7 +48,7 @@ def check_catalog(entries: list[DeploymentEntry]) -> list[str]:
             problems.append(f"{entry.name}: entrypoint file {module_path.name} does not exist")
             continue
         try:
-            flow = load_flow_from_entrypoint(str(module_path) + ":" + entry.entrypoint.split(":", 1)[1])
+            flow: Any = load_flow_from_entrypoint(str(module_path) + ":" + entry.entrypoint.split(":", 1)[1])
             flow.validate_parameters(entry.parameters)
         except Exception as error:  # noqa: BLE001 - every failure is reported, with its cause
             problems.append(f"{entry.name}: {type(error).__name__}: {error}")
