@@ -154,3 +154,43 @@ def test_node_image_only_run_replaces_real_nodes_and_keeps_the_kubernetes_versio
     assert {n.status.node_info.kubelet_version.lstrip("v") for n in nodes} == {version}
     assert _server_version(api) == version
     azure_clients.resource.resource_groups.begin_delete(group).result()
+
+
+def _blocking_pdb(api: Any) -> None:
+    """One replica guarded by a PodDisruptionBudget that allows no eviction: every drain is refused."""
+    from kubernetes import client
+
+    labels = {"app": "guarded"}
+    client.AppsV1Api(api).create_namespaced_deployment("default", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "guarded"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
+                     "tolerations": [{"operator": "Exists"}]}}}})
+    client.PolicyV1Api(api).create_namespaced_pod_disruption_budget("default", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "guarded"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}})
+
+
+def test_drain_blocked_by_a_pod_disruption_budget_fails_the_member_and_the_run(
+        local_clusters, fleet_client, azure_clients, fresh_name):
+    version = _built_versions()[0]
+    group = fresh_name
+    _fleet_of_real_clusters(fleet_client, azure_clients, group, {"real-pdb": "all"}, version)
+    api = _kube(azure_clients, group, "real-pdb")
+    _blocking_pdb(api)
+    images_before = {n.metadata.name: n.metadata.labels.get(IMAGE_LABEL) for n in _nodes(api)}
+
+    fleet_client.update_runs.begin_create_or_update(group, "fleet", "run", {"properties": {
+        "managedClusterUpdate": {"upgrade": {"type": "NodeImageOnly"}}}}).result()
+    fleet_client.update_runs.begin_start(group, "fleet", "run").result()
+    done = _wait("the run to end", lambda: (r := _run_state(fleet_client, group))
+                 and r.properties.status.status.state in ("Completed", "Failed") and r, timeout=300)
+    assert done.properties.status.status.state == "Failed"
+    member = done.properties.status.stages[0].groups[0].members[0]
+    assert member.status.state == "Failed"
+    assert "guarded" in member.message or "drain" in member.message.lower(), member.message
+    # The guarded node was not replaced.
+    assert images_before.items() <= {n.metadata.name: n.metadata.labels.get(IMAGE_LABEL)
+                                     for n in _nodes(api)}.items()
+    azure_clients.resource.resource_groups.begin_delete(group).result()
