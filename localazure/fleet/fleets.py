@@ -17,7 +17,7 @@ from localazure.arm.common import (
     require_subscription,
 )
 from localazure.arm.context import Emulator, get_emulator
-from localazure.arm.errors import ArmError, another_operation_in_progress, invalid_parameter
+from localazure.arm.errors import another_operation_in_progress, invalid_parameter
 from localazure.arm.lro import OperationRun
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
@@ -221,8 +221,3 @@ def list_fleets_by_subscription(
     require_subscription(emulator, subscription_id)
     return {"value": _readable_fleets(emulator, caller, emulator.subscription_path)}
 
-
-def reject_unless_fleet_ready(record: Record) -> None:
-    """409 when the fleet is being deleted (children cannot be written then)."""
-    if record["body"]["properties"].get("provisioningState") == "Deleting":
-        raise ArmError(409, "FleetBeingDeleted", f"Fleet '{record['body']['name']}' is being deleted.")
