@@ -208,6 +208,8 @@ class LocalCluster:
         self._state = state
         self._pki = ClusterPki(home / "pki")
         self._lock = threading.RLock()
+        self._lock_depth = 0
+        self._state_mtime = 0
         self._api_client: Any = None
 
     # ----------------------------------------------------------------------------------------------
@@ -221,36 +223,43 @@ class LocalCluster:
     @property
     def version(self) -> str:
         """Control-plane Kubernetes version, e.g. ``v1.36.3``."""
+        self._reload()
         return self._state.kubernetes_version
 
     @property
     def region(self) -> str:
         """Azure region the cluster pretends to live in."""
+        self._reload()
         return self._state.region
 
     @property
     def status(self) -> str:
         """``running``, ``stopped`` (or transiently ``creating`` / ``deleting``)."""
+        self._reload()
         return self._state.status
 
     @property
     def server(self) -> str:
         """API server URL."""
+        self._reload()
         return f"https://127.0.0.1:{self._state.ports.apiserver}"
 
     @property
     def node_pools(self) -> list[NodePool]:
         """The cluster's node pools (copies; change them through the upgrade methods)."""
+        self._reload()
         return [NodePool(**asdict(pool.pool)) for pool in self._state.pools]
 
     @property
     def pids(self) -> dict[str, int]:
         """Pid of each component process as recorded in the state file."""
+        self._reload()
         return {name: record.pid for name, record in self._state.processes.items()}
 
     @property
     def ports(self) -> list[int]:
         """Loopback ports the cluster's components listen on."""
+        self._reload()
         return self._state.ports.all()
 
     # ----------------------------------------------------------------------------------------------
@@ -320,12 +329,12 @@ class LocalCluster:
         return cluster
 
     @classmethod
-    def load(cls, home: Path) -> LocalCluster:
+    def load(cls, home: Path, restart: bool = True) -> LocalCluster:
         """Adopt the cluster whose state lives in home.
 
         A running cluster whose processes are all alive is adopted as is; one whose processes died (host
-        restart) is restarted; a stopped cluster stays stopped; a cluster whose creation or deletion was
-        interrupted is cleaned up and ClusterNotFoundError is raised.
+        restart) is restarted, unless ``restart`` is false; a stopped cluster stays stopped; a cluster whose
+        creation or deletion was interrupted is cleaned up and ClusterNotFoundError is raised.
         """
         home = Path(home)
         state_path = home / STATE_FILE
@@ -337,12 +346,13 @@ class LocalCluster:
             raise LocalClusterError(f"unreadable local cluster state {state_path}: {error}") from error
         cluster = cls(home, state)
         with cluster._locked():
-            if state.status in ("creating", "deleting"):
+            status = cluster._state.status
+            if status in ("creating", "deleting"):
                 cluster._teardown(remove_home=True)
                 raise ClusterNotFoundError(
-                    f"local cluster {state.name!r} in {home} was interrupted while {state.status}; cleaned it up"
+                    f"local cluster {state.name!r} in {home} was interrupted while {status}; cleaned it up"
                 )
-            if state.status == "running" and not cluster._all_alive():
+            if restart and cluster._state.status == "running" and not cluster._all_alive():
                 cluster._stop_processes()
                 cluster._start_processes(timeout=180.0)
                 cluster._wait_nodes_ready(cluster._expected_node_names(), timeout=120.0)
@@ -383,6 +393,7 @@ class LocalCluster:
 
     def is_running(self) -> bool:
         """Whether every component process is alive."""
+        self._reload()
         return self._state.status == "running" and self._all_alive()
 
     def server_version(self) -> dict[str, Any]:
@@ -511,21 +522,44 @@ class LocalCluster:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        # Thread lock for this object plus a file lock so two host processes never drive one cluster.
+        # Thread lock for this object plus a file lock, so neither two host processes nor two LocalCluster
+        # objects for the same home drive one cluster at once. Re-entrant: only the outermost level locks.
         with self._lock:
-            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(self.home / ".lock", "a+") as lock_file:
-                fcntl.flock(lock_file, fcntl.LOCK_EX)
+            if self._lock_depth:
+                self._lock_depth += 1
                 try:
                     yield
                 finally:
+                    self._lock_depth -= 1
+                return
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(self.home / ".lock", "a+") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                self._lock_depth = 1
+                try:
+                    self._reload()
+                    yield
+                finally:
+                    self._lock_depth = 0
                     fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _reload(self) -> None:
+        # Another object (or process) may have changed the cluster since this one last looked.
+        path = self.home / STATE_FILE
+        try:
+            mtime = path.stat().st_mtime_ns
+            if mtime != self._state_mtime:
+                self._state = _State.from_json(json.loads(path.read_text()))
+                self._state_mtime = mtime
+        except FileNotFoundError:
+            return  # not saved yet (create) or already deleted
 
     def _save(self) -> None:
         path = self.home / STATE_FILE
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self._state.to_json(), indent=2))
         os.replace(temporary, path)
+        self._state_mtime = path.stat().st_mtime_ns
 
     def _require_exists(self) -> None:
         if not (self.home / STATE_FILE).exists():

@@ -242,3 +242,24 @@ def test_pdb_selector_matching_follows_label_selector_semantics() -> None:
     assert not nodes._selector_matches(_Selector(None, [_Expression("zone", "Exists")]), labels)
     assert nodes._selector_matches(_Selector(None, [_Expression("zone", "DoesNotExist")]), labels)
     assert not nodes._selector_matches(None, labels)
+
+
+def test_two_objects_for_one_home_see_each_others_changes(fake_tools: Path, tmp_path: Path) -> None:
+    first = _cluster_at("v1.36.3", tmp_path)
+    second = LocalCluster.load(tmp_path)
+    first.upgrade_control_plane("v1.37.2")
+    assert second.version == "v1.37.2"
+    # The stale object must not undo the upgrade when it saves next.
+    with second._locked():
+        second._save()
+    assert LocalCluster.load(tmp_path).version == "v1.37.2"
+
+
+def test_load_without_restart_adopts_a_dead_running_cluster_as_not_running(tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.36.3", tmp_path)
+    cluster._state.status = "running"
+    cluster._state.processes["etcd"] = processes.ProcessRecord(2**22 + 1, 1)  # no such process
+    cluster._save()
+    adopted = LocalCluster.load(tmp_path, restart=False)
+    assert adopted.status == "running"
+    assert not adopted.is_running()
