@@ -10,7 +10,16 @@ from azure.mgmt.containerservice.models import ManagedCluster
 from prefect import get_run_logger
 
 from tasks.clients import AzureClients, load_azure_clients
-from tasks.ownership import Outcome, is_failed, is_owned, is_terminal, outcome, require_owned, tags_missing
+from tasks.ownership import (
+    Outcome,
+    is_failed,
+    is_owned,
+    is_terminal,
+    outcome,
+    require_owned,
+    state_text,
+    tags_missing,
+)
 from tasks.retry import FleetflowError, azure_call, azure_task, wait_until
 from tasks.spec import ClusterSpec, FleetSpec, parse_kubernetes_version
 
@@ -68,9 +77,19 @@ def read_cluster(clients: AzureClients, spec: FleetSpec, cluster: ClusterSpec) -
             return None
 
 
+def list_clusters(clients: AzureClients, spec: FleetSpec) -> list[Any]:
+    """Every managed cluster in the fleet's resource group (empty when the group does not exist)."""
+    group_id = f"/subscriptions/{clients.subscription_id}/resourceGroups/{spec.resource_group_name}"
+    with azure_call("list AKS clusters", group_id, spec.location):
+        try:
+            return list(clients.containerservice.managed_clusters.list_by_resource_group(spec.resource_group_name))
+        except ResourceNotFoundError:
+            return []
+
+
 def cluster_state(managed: Any) -> str | None:
     """Provisioning state of a managed-cluster model."""
-    return managed.properties.provisioning_state if managed is not None and managed.properties else None
+    return state_text(managed.properties.provisioning_state) if managed is not None and managed.properties else None
 
 
 def cluster_version(managed: Any) -> str | None:

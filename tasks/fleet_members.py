@@ -12,7 +12,7 @@ from prefect import get_run_logger
 from tasks.aks import cluster_id
 from tasks.clients import AzureClients, load_azure_clients
 from tasks.fleets import fleet_id, read_fleet
-from tasks.ownership import Outcome, is_failed, is_owned, is_terminal, outcome
+from tasks.ownership import Outcome, is_failed, is_owned, is_terminal, outcome, state_text
 from tasks.retry import FleetflowError, azure_call, azure_task, wait_until
 from tasks.spec import ClusterSpec, FleetSpec
 
@@ -37,7 +37,7 @@ def read_member(clients: AzureClients, spec: FleetSpec, member_name: str, region
 
 def member_state(member: Any) -> str | None:
     """Provisioning state of a fleet-member model."""
-    return member.properties.provisioning_state if member is not None and member.properties else None
+    return state_text(member.properties.provisioning_state) if member is not None and member.properties else None
 
 
 def list_members(clients: AzureClients, spec: FleetSpec) -> list[Any]:

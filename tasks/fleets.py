@@ -10,7 +10,16 @@ from azure.mgmt.containerservicefleet.models import Fleet
 from prefect import get_run_logger
 
 from tasks.clients import AzureClients, load_azure_clients
-from tasks.ownership import Outcome, is_failed, is_owned, is_terminal, outcome, require_owned, tags_missing
+from tasks.ownership import (
+    Outcome,
+    is_failed,
+    is_owned,
+    is_terminal,
+    outcome,
+    require_owned,
+    state_text,
+    tags_missing,
+)
 from tasks.retry import azure_call, azure_task, wait_until
 from tasks.spec import FleetSpec
 
@@ -34,7 +43,7 @@ def read_fleet(clients: AzureClients, spec: FleetSpec) -> Any | None:
 
 def fleet_state(fleet: Any) -> str | None:
     """Provisioning state of a fleet model."""
-    return fleet.properties.provisioning_state if fleet is not None and fleet.properties else None
+    return state_text(fleet.properties.provisioning_state) if fleet is not None and fleet.properties else None
 
 
 def _wait_for_terminal(clients: AzureClients, spec: FleetSpec) -> Any | None:

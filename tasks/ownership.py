@@ -28,6 +28,13 @@ def outcome(resource_id: str, kind: str, action: Action, detail: str = "", regio
     return Outcome(resource_id=resource_id, kind=kind, region=region, action=action, detail=detail)
 
 
+def state_text(provisioning_state: object) -> str | None:
+    """A provisioning state as plain text (the SDKs return str enums, whose str() is the member name)."""
+    if provisioning_state is None:
+        return None
+    return str(getattr(provisioning_state, "value", provisioning_state))
+
+
 def is_terminal(provisioning_state: str | None) -> bool:
     """True when no operation is running on the resource (Succeeded, Failed, Canceled)."""
     return (provisioning_state or "succeeded").lower() in TERMINAL_STATES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
-from tasks.aks import cluster_state, cluster_version, read_cluster
+from tasks.aks import cluster_state, cluster_version, list_clusters
 from tasks.artifacts import publish_table
 from tasks.clients import load_azure_clients
 from tasks.fleet_members import list_members, member_state
@@ -19,9 +19,10 @@ def fleet_status_rows(spec: FleetSpec, credentials: str) -> list[StatusRow]:
     """One row per region: cluster, Kubernetes version, update group and provisioning states, read from Azure."""
     clients = load_azure_clients(credentials)
     members = {str(member.name): member for member in list_members(clients, spec)}
+    managed_clusters = {str(managed.name).lower(): managed for managed in list_clusters(clients, spec)}
     rows = []
     for cluster in spec.clusters():
-        managed = read_cluster(clients, spec, cluster)
+        managed = managed_clusters.get(cluster.name.lower())
         member = members.get(cluster.member_name)
         group = (member.properties.group if member is not None and member.properties else None)
         rows.append({

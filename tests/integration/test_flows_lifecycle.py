@@ -99,8 +99,8 @@ def fleet(local_azure, prefect_server, tmp_path, fresh_name) -> Iterator[Fleet]:
         teardown(fleet=under_test.path, force=True, return_state=True)
 
 
-def flow_logs(state: Any) -> list[str]:
-    """Every log line of a flow run and its task runs, once they reached the server."""
+def logged(state: Any, *fragments: str, timeout: float = 15.0) -> bool:
+    """Whether one log line of the flow run (or its task runs) holds every fragment; logs arrive in batches."""
     run_id = state.state_details.flow_run_id
 
     async def read() -> list[str]:
@@ -108,11 +108,25 @@ def flow_logs(state: Any) -> list[str]:
             logs = await client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [run_id]}))
             return [log.message for log in logs]
 
-    for _ in range(40):
-        messages = asyncio.run(read())
-        if any("Finished in state" in message for message in messages):
-            return messages
+    deadline = time.monotonic() + timeout
+    while True:
+        if any(all(fragment in line for fragment in fragments) for line in asyncio.run(read())):
+            return True
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.25)
+
+
+def flow_logs(state: Any, settle: str = "provision changed nothing") -> list[str]:
+    """Every log line of a flow run and its task runs, after the line `settle` arrived."""
+    run_id = state.state_details.flow_run_id
+    logged(state, settle)
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [run_id]}))
+            return [log.message for log in logs]
+
     return asyncio.run(read())
 
 
@@ -269,7 +283,7 @@ def test_provision_finishes_a_cluster_an_interrupted_run_left_creating(fleet: Fl
     assert state.is_completed(), state.message
     assert len([op for op in fleet.operations() if op["resourceId"].lower().endswith("eastus")]) == 1
     assert {c.provisioning_state for c in fleet.clusters().values()} == {"Succeeded"}
-    assert any("from an earlier run; waiting" in line for line in flow_logs(state))
+    assert logged(state, "from an earlier run; waiting")
 
 
 def test_join_reports_unlisted_members_and_removes_them_only_when_asked(fleet: Fleet, tmp_path: Path):
@@ -284,7 +298,7 @@ def test_join_reports_unlisted_members_and_removes_them_only_when_asked(fleet: F
     reported = join(fleet=str(smaller), return_state=True)
     assert reported.is_completed()
     assert centralus_member in fleet.members()
-    assert any("does not list" in line and centralus_member in line for line in flow_logs(reported))
+    assert logged(reported, "does not list", centralus_member)
 
     assert join(fleet=str(smaller), remove_unlisted=True, return_state=True).is_completed()
     assert sorted(fleet.members()) == sorted(c.member_name for c in load_spec(smaller).clusters())
@@ -305,7 +319,7 @@ def test_teardown_keeps_a_group_holding_foreign_resources_unless_forced(fleet: F
     assert fleet.group_exists() and sorted(fleet.clusters()) == ["aks-not-ours"]
     group_outcome = [item for item in kept.result() if item["kind"] == "resource group"][0]
     assert group_outcome["action"] == "kept" and "aks-not-ours" in group_outcome["detail"]
-    assert any("aks-not-ours" in line and "force=True" in line for line in flow_logs(kept))
+    assert logged(kept, "aks-not-ours", "force=True")
     assert fleet.operator_assignments() == []
 
     # A re-run finds everything it owned already gone, and force removes the rest with the group.
@@ -337,9 +351,13 @@ def test_client_secrets_appear_in_no_log_artifact_or_parameter(fleet: Fleet):
             artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter())
             return runs, [log.message for log in logs], [str(a.data) + str(a.description) for a in artifacts]
 
-    flow_logs(state)
-    runs, logs, artifacts = asyncio.run(records())
-    assert {run.flow_id for run in runs} and len(logs) > 20 and artifacts, "nothing to search"
+    for _ in range(60):  # logs reach the server in batches
+        runs, logs, artifacts = asyncio.run(records())
+        if any("teardown: deleted" in line for line in logs):
+            break
+        time.sleep(0.25)
+    assert len(runs) == 5 and len(logs) > 20 and artifacts, "nothing to search"
+    assert any("teardown: deleted" in line for line in logs)
     assert any("fleet-status" in text or "region" in text for text in artifacts)
     everything = "\n".join([*(json.dumps(run.parameters) for run in runs), *logs, *artifacts])
     assert admin_secret not in everything
