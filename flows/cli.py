@@ -68,7 +68,7 @@ def _local(args: argparse.Namespace) -> int:
     if command == "demo":
         from flows.local_mode import run_demo
 
-        return run_demo(state_dir, fleet=args.fleet, keep=args.keep)
+        return run_demo(state_dir, fleet=args.fleet, keep=args.keep, interactive=args.interactive)
     raise AssertionError(command)
 
 
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = local_commands.add_parser("demo", help="run the whole lifecycle against local Azure")
     demo.add_argument("--fleet", default="fleet.yaml", help="fleet spec (default fleet.yaml)")
     demo.add_argument("--keep", action="store_true", help="skip teardown at the end")
+    demo.add_argument("--interactive", action="store_true",
+                      help="approve the upgrade's second stage yourself (Prefect UI or fleetflow approve)")
     local.set_defaults(handler=_local)
 
     for name, help_text in (("approve", "approve the pending stage of a staged-upgrade flow run"),

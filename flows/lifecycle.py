@@ -1,4 +1,4 @@
-"""lifecycle: the whole runbook in order — provision, join, validate, (staged upgrade), teardown."""
+"""lifecycle: the whole runbook in order — provision, join, validate, staged upgrade, teardown."""
 
 from __future__ import annotations
 
@@ -6,19 +6,27 @@ from prefect import flow, get_run_logger
 
 from flows.join import join
 from flows.provision import provision
+from flows.staged_upgrade import staged_upgrade
 from flows.teardown import teardown
 from flows.validate import validate
 
 
 @flow(name="lifecycle", log_prints=False)
-def lifecycle(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure", keep: bool = False) -> None:
-    """Run provision, join and validate as subflows, then tear everything down unless keep is set."""
+def lifecycle(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure", keep: bool = False,
+              upgrade_to: str | None = None, approval_timeout_seconds: int = 3600,
+              poll_seconds: float = 5.0) -> None:
+    """Provision, join and validate the fleet; with `upgrade_to`, upgrade it stage by stage (pausing for an
+    approval between stages); then tear everything down unless keep is set."""
     logger = get_run_logger()
     provision(fleet=fleet, credentials_block=credentials_block)
     join(fleet=fleet, credentials_block=credentials_block)
     validate(fleet=fleet, credentials_block=credentials_block)
 
-    # Staged upgrade goes here: after validate (the fleet is known good), before teardown.
+    if upgrade_to:
+        staged_upgrade(fleet=fleet, credentials_block=credentials_block, upgrade_type="Full",
+                       kubernetes_version=upgrade_to, approval_timeout_seconds=approval_timeout_seconds,
+                       poll_seconds=poll_seconds)
+        logger.info("fleet upgraded to %s", upgrade_to)
 
     if keep:
         logger.info("keeping the fleet (keep=True); run the teardown flow to remove it")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from blocks.azure import AzureServicePrincipal
 from blocks.fleet_spec import FleetSpecBlock
 from localazure import Endpoint, LocalAzure
 from tasks.retry import TIME_SCALE_ENV
-from tasks.spec import load_spec
+from tasks.spec import load_spec, parse_kubernetes_version
 
 ADMIN_BLOCK = "fleetflow-azure"
 FLEET_BLOCK = "fleetflow-fleet"
@@ -122,7 +124,15 @@ def prefect_server_for_demo(home: Path) -> Iterator[str | None]:
                 raise RuntimeError(f"the temporary Prefect server did not answer; see {home / 'server.log'}")
             time.sleep(0.5)
         with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
+            try:
+                yield url
+            finally:
+                # Send the last log lines and events before the server they go to stops.
+                from prefect.events.worker import EventsWorker
+                from prefect.logging.handlers import APILogWorker
+
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
     finally:
         server.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -131,12 +141,49 @@ def prefect_server_for_demo(home: Path) -> Iterator[str | None]:
             server.kill()
 
 
-def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = False) -> int:
-    """Bring local Azure up, save the blocks and run the lifecycle flow; 0 when it succeeded, else 1."""
+def next_minor(spec_version: str, available: list[str]) -> str | None:
+    """The next Kubernetes minor after the spec's among the versions local Azure offers, as MAJOR.MINOR."""
+    major, minor, _ = parse_kubernetes_version(spec_version)
+    newer = sorted({parse_kubernetes_version(v)[:2] for v in available} - {(major, minor)})
+    candidates = [version for version in newer if version == (major, minor + 1)]
+    return f"{candidates[0][0]}.{candidates[0][1]}" if candidates else None
+
+
+def _approve_upgrade_stages(done: threading.Event, approver: str) -> None:
+    """Answer every paused staged-upgrade run with an approval, printing the report the approver would read."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    from flows.approvals import answer_pending_approval
+
+    answered: set[object] = set()
+    while not done.wait(1.0):
+        with get_client(sync_client=True) as client:
+            paused = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+        for run in paused:
+            if run.id in answered:
+                continue
+            answered.add(run.id)
+            with contextlib.suppress(Exception):  # the run may have been answered or ended meanwhile
+                answer = answer_pending_approval(str(run.id), approve=True, approver=approver,
+                                                 comment="approved by the local demo")
+                print(f"demo: {answer}")
+
+
+def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = False,
+             interactive: bool = False) -> int:
+    """Bring local Azure up, save the blocks and run the lifecycle flow; 0 when it succeeded, else 1.
+
+    The lifecycle upgrades the fleet to the next Kubernetes minor local Azure offers. The demo approves the
+    gate between stages itself unless `interactive`, in which case it waits for you in the Prefect UI or for
+    `fleetflow approve RUN`.
+    """
     from localazure.kube import available_versions
 
     try:
-        load_spec(fleet)
+        spec = load_spec(fleet)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 1
@@ -149,7 +196,6 @@ def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = Fal
               "checks of validate are reported as skipped")
     # fleetflow's own waits follow local Azure's clock.
     os.environ.setdefault(TIME_SCALE_ENV, str(local.knobs().get("time_scale", 0.01)))
-
     with prefect_server_for_demo(local.state_dir / "prefect") as started_url:
         from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
@@ -159,12 +205,31 @@ def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = Fal
         for line in save_local_blocks(local.state_dir, fleet):
             print(line)
         from flows.lifecycle import lifecycle
+        from tasks.clients import load_azure_clients
+
+        offered = load_azure_clients(ADMIN_BLOCK).containerservice.managed_clusters.list_kubernetes_versions(
+            spec.location)
+        upgrade_to = next_minor(spec.cluster_defaults.kubernetes_version,
+                                [str(item.version) for item in offered.values_property or []])
 
         ui = PREFECT_UI_URL.value() or str(PREFECT_API_URL.value()).removesuffix("/api")
-        print(f"running the lifecycle (provision, join, validate{'' if keep else ', teardown'}); watch it at "
-              f"{ui}/runs — the fleet status and validation tables are under Artifacts")
-        state = lifecycle(fleet=f"block:{FLEET_BLOCK}", credentials_block=ADMIN_BLOCK, keep=keep,
-                          return_state=True)
+        steps = ["provision", "join", "validate"] + ([f"staged upgrade to {upgrade_to}"] if upgrade_to else []) + \
+            ([] if keep else ["teardown"])
+        print(f"running the lifecycle ({', '.join(steps)}); watch it at {ui}/runs — the fleet status, validation "
+              "and upgrade tables are under Artifacts")
+        done = threading.Event()
+        if upgrade_to and interactive:
+            print("the upgrade pauses before stage2: approve it in the UI (Resume) or with `fleetflow approve RUN`")
+        elif upgrade_to:
+            print("the demo approves the gate between stages itself (use --interactive to approve it yourself)")
+            context = contextvars.copy_context()
+            threading.Thread(target=context.run, args=(_approve_upgrade_stages, done, "fleetflow-local-demo"),
+                             daemon=True).start()
+        try:
+            state = lifecycle(fleet=f"block:{FLEET_BLOCK}", credentials_block=ADMIN_BLOCK, keep=keep,
+                              upgrade_to=upgrade_to, poll_seconds=1.0, return_state=True)
+        finally:
+            done.set()
         if state.is_completed():
             print(f"lifecycle completed; flow run {state.state_details.flow_run_id} at {ui}/runs")
             return 0
