@@ -37,13 +37,25 @@ def _pss_bytes(pid: int) -> int:
     return 0
 
 
-def _memory(cluster: LocalCluster) -> tuple[float, float, dict[str, float]]:
+def _rss_file_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+
+
+def _memory(cluster: LocalCluster) -> tuple[float, float, float, dict[str, float]]:
+    """(RSS, file-backed part of RSS, PSS) in MiB summed over the cluster's processes, and RSS per process."""
     per_component = {}
-    pss = 0
+    pss = file_backed = 0
     for name, record in cluster._state.processes.items():
         per_component[name] = processes.rss_bytes(record) / 2**20
         pss += _pss_bytes(record.pid)
-    return sum(per_component.values()), pss / 2**20, per_component
+        file_backed += _rss_file_bytes(record.pid)
+    return sum(per_component.values()), file_backed / 2**20, pss / 2**20, per_component
 
 
 def _deployment(name: str, replicas: int) -> dict[str, Any]:
@@ -123,11 +135,11 @@ def main() -> None:
         )
         time.sleep(args.settle)
         for cluster in three:
-            rss, pss, parts = _memory(cluster)
+            rss, file_backed, pss, parts = _memory(cluster)
             detail = ", ".join(f"{name} {mb:.0f}" for name, mb in parts.items())
             print(
-                f"{cluster.name}: RSS {rss:.0f} MB (goal {GOAL_RSS_MB:.0f} -> ratio {rss / GOAL_RSS_MB:.2f}), "
-                f"PSS {pss:.0f} MB [{detail}]"
+                f"{cluster.name}: RSS {rss:.0f} MB (goal {GOAL_RSS_MB:.0f} -> ratio {rss / GOAL_RSS_MB:.2f}; "
+                f"{file_backed:.0f} MB of it file-backed binary pages), PSS {pss:.0f} MB [RSS {detail}]"
             )
 
         target = three[0]
