@@ -297,6 +297,7 @@ class LocalCluster:
         if (home / STATE_FILE).exists():
             raise LocalClusterError(f"a cluster already lives in {home}; use LocalCluster.load(home)")
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _clear_home(home)  # etcd data or keys of a failed earlier attempt must not leak into this cluster
 
         pool_states = []
         for pool in pools:
@@ -322,7 +323,7 @@ class LocalCluster:
             try:
                 cluster._teardown(remove_home=False)
             finally:
-                shutil.rmtree(home / "etcd", ignore_errors=True)
+                _clear_home(home)
             if isinstance(error, Exception):
                 raise LocalClusterError(f"creating local cluster {name!r} failed (logs in {logs}): {error}") from error
             raise
@@ -943,6 +944,17 @@ class LocalCluster:
             return wanted <= ready
 
         self._wait_until(f"nodes {sorted(wanted)} Ready", time.monotonic() + timeout, all_ready, COMPONENTS)
+
+
+def _clear_home(home: Path) -> None:
+    """Remove everything in a cluster home except its logs (kept so failures can be diagnosed)."""
+    for entry in home.iterdir():
+        if entry.name == "logs":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _base36(number: int, width: int) -> str:

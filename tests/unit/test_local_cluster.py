@@ -36,6 +36,8 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         path = root / directory / binary
         path.write_text("#!/bin/sh\nexit 0\n")
         path.chmod(0o755)
+    (root / "kwok-v0.8.0" / "stages").mkdir()
+    (root / "kwok-v0.8.0" / "stages" / "node-initialize.yaml").write_text("kind: Stage\n")
     (root / "kube-v1.38.0").mkdir()  # a directory without a binary is not a built version
     monkeypatch.setenv("FLEETFLOW_TOOLS", str(root))
     return root
@@ -263,3 +265,14 @@ def test_load_without_restart_adopts_a_dead_running_cluster_as_not_running(tmp_p
     adopted = LocalCluster.load(tmp_path, restart=False)
     assert adopted.status == "running"
     assert not adopted.is_running()
+
+
+def test_failed_create_keeps_only_logs_and_can_be_retried(fake_tools: Path, tmp_path: Path) -> None:
+    home = tmp_path / "failing"
+    # The placeholder binaries exit at once, so the control plane never becomes ready.
+    with pytest.raises(cluster_module.LocalClusterError, match=r"creating local cluster 'c1' failed \(logs in"):
+        LocalCluster.create("c1", "v1.36.3", home=home, timeout=10)
+    assert sorted(entry.name for entry in home.iterdir()) == ["logs"]
+    assert not processes.processes_referencing(home)
+    with pytest.raises(cluster_module.LocalClusterError, match="failed"):
+        LocalCluster.create("c1", "v1.36.3", home=home, timeout=10)  # not "a cluster already lives in"
