@@ -10,7 +10,7 @@ source "$here/versions.env"
 tools="${FLEETFLOW_TOOLS:-$HOME/.cache/fleetflow/tools}"
 mkdir -p "$tools"
 # Never fetch another Go toolchain; the pinned modules declare go 1.26.0.
-export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -trimpath" CGO_ENABLED=0
+export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -trimpath -buildvcs=false" CGO_ENABLED=0
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
