@@ -119,9 +119,10 @@ def terminate(records: list[ProcessRecord], timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def processes_referencing(path: Path) -> list[ProcessRecord]:
-    """Processes whose command line mentions path: a safety net to find components whose pid was lost."""
-    needle = str(path).encode()
+def processes_referencing(directory: Path) -> list[ProcessRecord]:
+    """Processes whose command line names a file inside directory: a safety net to find components whose
+    pid was lost. Matching ``<directory>/`` keeps ``/x/c1`` from matching a sibling ``/x/c10``."""
+    needle = (str(directory).rstrip("/") + "/").encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():

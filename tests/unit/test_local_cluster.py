@@ -203,15 +203,16 @@ def test_process_identity_survives_and_terminate_kills_the_session(tmp_path: Pat
     assert not processes.is_alive(record)
 
 
-def test_processes_referencing_finds_a_process_by_path_in_its_command_line(tmp_path: Path) -> None:
-    marker = tmp_path / "marker-dir"
-    child = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", str(marker)])
+def test_processes_referencing_finds_a_process_by_a_file_in_its_directory_not_a_sibling(tmp_path: Path) -> None:
+    home, sibling = tmp_path / "c1", tmp_path / "c10"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--data-dir={home}/etcd"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--data-dir={sibling}/etcd"])
     try:
-        found = processes.processes_referencing(marker)
-        assert [record.pid for record in found] == [child.pid]
+        assert [record.pid for record in processes.processes_referencing(home)] == [child.pid]
     finally:
-        child.kill()
-        child.wait()
+        for process in (child, other):
+            process.kill()
+            process.wait()
 
 
 def test_allocated_ports_are_distinct_and_free() -> None:
