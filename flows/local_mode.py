@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -134,11 +135,13 @@ def prefect_server_for_demo(home: Path) -> Iterator[str | None]:
                 APILogWorker.drain_all(timeout=10)
                 EventsWorker.drain_all(timeout=10)
     finally:
-        server.terminate()
+        # The server runs in its own session; signal the whole group so its uvicorn child stops too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=30)
-        if server.poll() is None:
-            server.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 def next_minor(spec_version: str, available: list[str]) -> str | None:
