@@ -201,6 +201,27 @@ def test_control_plane_upgrade_keeps_objects_and_changes_reported_version(cluste
     assert LocalCluster.load(cluster.home).version == target
 
 
+def test_node_pool_follows_the_control_plane_with_surge_and_a_repeat_is_a_no_op(
+    clusters: dict[str, LocalCluster],
+) -> None:
+    cluster = clusters["upgrade"]
+    if cluster.version == available_versions()[0]:
+        pytest.skip("needs the control-plane upgrade of the previous test")
+    with pytest.raises(ValueError, match="newer than the control plane"):
+        cluster.upgrade_node_image("user", NEW_IMAGE, kubernetes_version="v1.99.0")
+    before = {n.metadata.name for n in _core(cluster).list_node(label_selector="agentpool=user").items}
+    cluster.upgrade_node_image("user", NEW_IMAGE, max_surge=2, kubernetes_version=cluster.version)
+    nodes = _core(cluster).list_node(label_selector="agentpool=user").items
+    assert len(nodes) == 1 and nodes[0].metadata.name not in before
+    assert nodes[0].status.node_info.kubelet_version == cluster.version
+    assert nodes[0].metadata.labels["kubernetes.azure.com/node-image-version"] == NEW_IMAGE
+    system = _core(cluster).list_node(label_selector="agentpool=system").items
+    assert system[0].status.node_info.kubelet_version == available_versions()[0], "other pool was touched"
+    cluster.upgrade_node_image("user", NEW_IMAGE, kubernetes_version=cluster.version)
+    again = _core(cluster).list_node(label_selector="agentpool=user").items
+    assert [n.metadata.name for n in again] == [nodes[0].metadata.name], "a repeated roll replaced nodes"
+
+
 def test_stop_start_keeps_objects_and_load_adopts_the_running_cluster(clusters: dict[str, LocalCluster]) -> None:
     cluster = clusters["upgrade"]
     _core(cluster).create_namespaced_config_map("default", {"metadata": {"name": "survives-stop"}})
