@@ -44,9 +44,9 @@ POD_CIDR = "10.244.0.0/16"  # AKS kubenet default
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
-# Controllers a cluster without kubelets, cloud provider or CSI does not need (names must exist in every
-# built minor: the controller-manager rejects unknown ones). node-lifecycle would
-# taint nodes whose kubelet heartbeat it misses; kwok's fast stages do not send heartbeats.
+# Controllers a cluster without kubelets, cloud provider or CSI does not need. node-lifecycle would taint
+# nodes whose kubelet heartbeat it misses, and kwok's fast stages send none. Every name must exist in every
+# built minor: the controller-manager rejects unknown ones (an integration test checks).
 DISABLED_CONTROLLERS = (
     "node-lifecycle-controller",
     "node-ipam-controller",
@@ -287,12 +287,18 @@ class LocalCluster:
             if not versions:
                 raise LocalClusterError(f"no Kubernetes version is built under {tools_dir()}; run `make tools`")
             kubernetes_version = versions[0]
+        kubernetes_version = _normalized(kubernetes_version)
         Toolchain.for_version(kubernetes_version)  # fail before touching disk when binaries are missing
         pools = node_pools if node_pools is not None else [NodePool("nodepool1")]
         if len({pool.name for pool in pools}) != len(pools):
             raise ValueError(f"duplicate node pool names in {[pool.name for pool in pools]}")
         for pool in pools:
             pool.validate()
+            if pool.orchestrator_version and version_key(pool.orchestrator_version) > version_key(kubernetes_version):
+                raise ValueError(
+                    f"node pool {pool.name!r}: version {pool.orchestrator_version} is newer than the control plane "
+                    f"{kubernetes_version}"
+                )
         home = Path(home) if home is not None else default_home(name)
         if (home / STATE_FILE).exists():
             raise LocalClusterError(f"a cluster already lives in {home}; use LocalCluster.load(home)")
@@ -302,7 +308,7 @@ class LocalCluster:
         pool_states = []
         for pool in pools:
             pool_copy = NodePool(**asdict(pool))
-            pool_copy.orchestrator_version = pool.orchestrator_version or kubernetes_version
+            pool_copy.orchestrator_version = _normalized(pool.orchestrator_version or kubernetes_version)
             digits = f"{zlib.crc32(f'{name}/{pool.name}'.encode()) % 100_000_000:08d}"
             pool_states.append(_PoolState(pool_copy, digits))
         ports = _Ports(*processes.allocate_ports(4))
@@ -426,6 +432,7 @@ class LocalCluster:
         Objects are kept (etcd keeps running). Like AKS, only a move of at most one minor version up is
         allowed: the same version is a no-op, a downgrade or a skipped minor raises ValueError.
         """
+        kubernetes_version = _normalized(kubernetes_version)
         with self._locked():
             self._require_exists()
             current = self.version
@@ -483,6 +490,7 @@ class LocalCluster:
             if max_surge < 1:
                 raise ValueError(f"max_surge must be at least 1, got {max_surge}")
             if kubernetes_version is not None:
+                kubernetes_version = _normalized(kubernetes_version)
                 if version_key(kubernetes_version) > version_key(self.version):
                     raise ValueError(
                         f"node pool {pool!r} cannot run {kubernetes_version}, newer than the control plane "
@@ -944,6 +952,12 @@ class LocalCluster:
             return wanted <= ready
 
         self._wait_until(f"nodes {sorted(wanted)} Ready", time.monotonic() + timeout, all_ready, COMPONENTS)
+
+
+def _normalized(version: str) -> str:
+    """``1.37.2`` -> ``v1.37.2`` (Azure APIs omit the v; binaries and /version carry it)."""
+    version_key(version)  # raises ValueError for anything that is not MAJOR.MINOR.PATCH
+    return version if version.startswith("v") else f"v{version}"
 
 
 def _clear_home(home: Path) -> None:

@@ -277,3 +277,15 @@ def test_failed_create_keeps_only_logs_and_can_be_retried(fake_tools: Path, tmp_
     assert not processes.processes_referencing(home)
     with pytest.raises(cluster_module.LocalClusterError, match="failed"):
         LocalCluster.create("c1", "v1.36.3", home=home, timeout=10)  # not "a cluster already lives in"
+
+
+def test_versions_without_a_v_prefix_are_accepted(fake_tools: Path, tmp_path: Path) -> None:
+    cluster = _cluster_at("v1.36.3", tmp_path)
+    cluster.upgrade_control_plane("1.37.2")
+    assert cluster.version == "v1.37.2"
+
+
+def test_create_rejects_a_pool_newer_than_the_control_plane(fake_tools: Path, tmp_path: Path) -> None:
+    pool = NodePool("nodepool1", 1, orchestrator_version="v1.37.2")
+    with pytest.raises(ValueError, match=r"v1\.37\.2 is newer than the control plane v1\.36\.3"):
+        LocalCluster.create("c1", "v1.36.3", [pool], home=tmp_path / "c1")
