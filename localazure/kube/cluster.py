@@ -456,12 +456,21 @@ class LocalCluster:
             self._stop_processes(only=restarted)
             self._state.kubernetes_version = kubernetes_version
             self._save()
-            self._start_processes(timeout, only=restarted)
-            reported = self.server_version().get("gitVersion")
-            if reported != kubernetes_version:
+            try:
+                self._start_processes(timeout, only=restarted)
+                reported = self.server_version().get("gitVersion")
+                if reported != kubernetes_version:
+                    raise LocalClusterError(f"the apiserver reports {reported}")
+            except Exception as error:
+                # Roll back so the cluster keeps serving on the version it had, as a failed AKS upgrade does.
+                self._stop_processes(only=restarted)
+                self._state.kubernetes_version = current
+                self._save()
+                self._start_processes(timeout, only=restarted)
                 raise LocalClusterError(
-                    f"cluster {self.name!r}: apiserver reports {reported} after upgrading to {kubernetes_version}"
-                )
+                    f"cluster {self.name!r}: upgrading the control plane from {current} to {kubernetes_version} "
+                    f"failed and was rolled back (logs in {self.home / 'logs'}): {error}"
+                ) from error
 
     def upgrade_node_image(
         self,

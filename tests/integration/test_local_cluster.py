@@ -27,10 +27,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.utils import parse_quantity
 
-from localazure.kube import DrainTimeoutError, LocalCluster, NodePool, available_versions
+from localazure.kube import DrainTimeoutError, LocalCluster, LocalClusterError, NodePool, available_versions
 from localazure.kube.cluster import DISABLED_CONTROLLERS
 from localazure.kube.processes import ProcessRecord, is_alive, port_is_free
-from localazure.kube.tools import Toolchain, ToolsMissingError
+from localazure.kube.tools import Toolchain, ToolsMissingError, tools_dir
 
 pytestmark = pytest.mark.cluster
 
@@ -355,3 +355,33 @@ def test_disabled_controllers_are_known_to_every_built_controller_manager(versio
     assert "deployment-controller" in known
     unknown = [name for name in DISABLED_CONTROLLERS if name not in known]
     assert not unknown, f"kube-controller-manager {version} would reject --controllers with {unknown}"
+
+
+def test_failed_control_plane_upgrade_rolls_back_to_the_serving_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tools directory with the real oldest version and a "next minor" whose binary cannot start.
+    real_tools, tools = tools_dir(), tmp_path / "tools"
+    old = available_versions()[0]
+    major, minor, _ = (int(part) for part in old.lstrip("v").split("."))
+    broken = f"v{major}.{minor + 1}.99"
+    tools.mkdir()
+    for entry in real_tools.iterdir():
+        if entry.name.startswith(("etcd-", "kwok-")) or entry.name == f"kube-{old}":
+            (tools / entry.name).symlink_to(entry)
+    (tools / f"kube-{broken}").mkdir()
+    (tools / f"kube-{broken}" / "kube").write_text("#!/bin/sh\necho 'broken build' >&2\nexit 1\n")
+    (tools / f"kube-{broken}" / "kube").chmod(0o755)
+    monkeypatch.setenv("FLEETFLOW_TOOLS", str(tools))
+
+    cluster = LocalCluster.create("rollback", old, [NodePool("nodepool1", 1)], "eastus", tmp_path / "rollback")
+    try:
+        _core(cluster).create_namespaced_config_map("default", {"metadata": {"name": "kept"}})
+        with pytest.raises(LocalClusterError, match=rf"from {old} to {broken} failed and was rolled back"):
+            cluster.upgrade_control_plane(broken)
+        assert cluster.version == old
+        assert _version_of(cluster) == old
+        assert cluster.is_running()
+        assert _core(cluster).read_namespaced_config_map("kept", "default").metadata.name == "kept"
+    finally:
+        cluster.delete()
