@@ -71,26 +71,32 @@ class ClusterPki:
 
     @property
     def ca_cert(self) -> Path:
+        """The cluster CA certificate (PEM)."""
         return self.directory / "ca.crt"
 
     @property
     def ca_key(self) -> Path:
+        """The cluster CA private key (0600)."""
         return self.directory / "ca.key"
 
     @property
     def serving_cert(self) -> Path:
+        """The apiserver serving certificate, valid for 127.0.0.1, localhost and the service IP."""
         return self.directory / "apiserver.crt"
 
     @property
     def serving_key(self) -> Path:
+        """The apiserver serving key (0600)."""
         return self.directory / "apiserver.key"
 
     @property
     def service_account_key(self) -> Path:
+        """The private key signing service-account tokens (0600)."""
         return self.directory / "sa.key"
 
     @property
     def service_account_public_key(self) -> Path:
+        """The public key verifying service-account tokens."""
         return self.directory / "sa.pub"
 
     def client_cert(self, identity: ClientIdentity) -> Path:
