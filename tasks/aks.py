@@ -45,6 +45,18 @@ def version_matches(desired: str, actual: str | None) -> bool:
     return (major, minor) == (want_major, want_minor) and (want_patch is None or patch == want_patch)
 
 
+def runs_newer(desired: str, actual: str | None) -> bool:
+    """Whether a cluster already runs a newer version than the spec asks for (a staged upgrade got there first)."""
+    if not actual:
+        return False
+    want_major, want_minor, want_patch = parse_kubernetes_version(desired)
+    try:
+        major, minor, patch = parse_kubernetes_version(actual)
+    except ValueError:
+        return False
+    return (major, minor, patch or 0) > (want_major, want_minor, want_patch if want_patch is not None else 10**6)
+
+
 def desired_cluster(cluster: ClusterSpec) -> dict[str, Any]:
     """The managed-cluster body the spec asks for (the recipe's az aks create flags, as Resource Manager JSON)."""
     return {
@@ -105,7 +117,9 @@ def drift(cluster: ClusterSpec, managed: Any) -> list[str]:
     props = managed.properties
     if (managed.location or "").replace(" ", "").lower() != cluster.region:
         differences.append(f"location {managed.location} (spec {cluster.region})")
-    if not version_matches(cluster.kubernetes_version, cluster_version(managed)):
+    # Upgrades belong to staged-upgrade: a cluster ahead of the spec is not drift, and is never downgraded.
+    if not version_matches(cluster.kubernetes_version, cluster_version(managed)) and \
+            not runs_newer(cluster.kubernetes_version, cluster_version(managed)):
         differences.append(f"kubernetes {cluster_version(managed)} (spec {cluster.kubernetes_version})")
     pools = {pool.name: pool for pool in (props.agent_pool_profiles or [])}
     pool = pools.get(SYSTEM_POOL) or next(iter(pools.values()), None)
@@ -153,6 +167,10 @@ def ensure_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials: str) -> O
     if managed is None:
         action, reason = "created", ""
     else:
+        if runs_newer(cluster.kubernetes_version, cluster_version(managed)):
+            logger.warning("cluster %s runs kubernetes %s, newer than the spec's %s (a staged upgrade moved it); "
+                           "provision never downgrades: set kubernetes_version in the spec to match",
+                           cluster.name, cluster_version(managed), cluster.kubernetes_version)
         require_owned(managed.tags, spec, kind=KIND, resource_id=resource_id, operation="reconcile AKS cluster",
                       region=cluster.region)
         differences = drift(cluster, managed)
@@ -167,8 +185,10 @@ def ensure_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials: str) -> O
         # Keep what Azure set and the spec does not speak about (dnsPrefix is immutable, extra tags stay).
         body["properties"]["dnsPrefix"] = managed.properties.dns_prefix or body["properties"]["dnsPrefix"]
         body["tags"] = {**(managed.tags or {}), **cluster.tags}
-        if version_matches(cluster.kubernetes_version, cluster_version(managed)):
-            # "1.36" must not be re-sent when the cluster already runs a 1.36 patch.
+        if version_matches(cluster.kubernetes_version, cluster_version(managed)) or \
+                runs_newer(cluster.kubernetes_version, cluster_version(managed)):
+            # "1.36" must not be re-sent when the cluster already runs a 1.36 patch, nor an older version
+            # to a cluster a staged upgrade has moved on.
             body["properties"]["kubernetesVersion"] = cluster_version(managed)
     logger.info("cluster %s: %s %s", cluster.name, "creating" if action == "created" else "updating", reason)
     operation = "create AKS cluster" if action == "created" else "update AKS cluster"

@@ -16,6 +16,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from flows.approvals import answer_pending_approval
+from flows.provision import provision
 from flows.staged_upgrade import staged_upgrade
 from tests.fleet_fixtures import FleetUnderTest, paused_run_for, write_spec
 
@@ -58,6 +59,11 @@ def test_second_stage_upgrades_only_after_approval_through_the_prefect_api(fleet
     assert outcome["state"].is_completed(), outcome["state"]
     assert all(version.startswith("1.37") for version in fleet.versions().values())
     assert len(fleet.update_runs()) == 1
+
+    # The spec still says 1.36: a later provision leaves the upgraded clusters alone instead of downgrading.
+    again = provision(fleet=str(fleet.spec_path), return_state=True)
+    assert again.is_completed(), again.message
+    assert all(version.startswith("1.37") for version in fleet.versions().values())
 
 
 def test_rejection_stops_the_run_and_leaves_prod_untouched(fleet):
