@@ -14,6 +14,16 @@ export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -trimpath -buildvcs=false" CGO_E
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
+# The kube command's source is the same for every minor, but each minor is its own Go module, so each
+# module gets a git-ignored copy of cmd/kube/main.go. The copy is rewritten only when it differs: it is
+# part of inputs_hash, so an unchanged source keeps every stamp valid.
+place_kube_main() {
+  local module
+  for module in "$here"/k8s-v*/; do
+    cmp -s "$here/cmd/kube/main.go" "$module/main.go" || cp "$here/cmd/kube/main.go" "$module/main.go"
+  done
+}
+
 # Hash of everything that determines a build: the component's version plus its module's files.
 inputs_hash() {
   local module_dir="$1"; shift
@@ -108,6 +118,8 @@ build_kube() {
 }
 
 started=$SECONDS
+# Before any hashing: kwok and helm are built in (and hashed over) the same modules as kube.
+place_kube_main
 components=("$@")
 if [[ ${#components[@]} -eq 0 ]]; then
   # Order: what a first cluster needs (etcd, kwok, the older minor) comes first.

@@ -39,6 +39,8 @@ gen_kube_module() {
   if [[ "$minor" == "$HELM_KUBE_MINOR" ]]; then
     (cd "$dir" && go get -tool "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
   fi
+  # go mod tidy keeps only what the module's packages import: the kube command must be in place.
+  cp "$here/cmd/kube/main.go" "$dir/main.go"
   (cd "$dir" && go mod tidy)
 }
 
