@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from prefect.settings import PREFECT_API_URL
 
 from flows.approvals import answer_pending_approval
@@ -22,6 +27,15 @@ from tests.fleet_fixtures import FleetUnderTest, paused_run_for, write_spec
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.emulator]
+
+
+def artifacts_of(key: str) -> list[Any]:
+    """Every version of an artifact key, newest first."""
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                               sort=ArtifactSort.CREATED_DESC)
+    return asyncio.run(read())
 
 
 def run_in_background(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
@@ -59,6 +73,14 @@ def test_second_stage_upgrades_only_after_approval_through_the_prefect_api(fleet
     assert outcome["state"].is_completed(), outcome["state"]
     assert all(version.startswith("1.37") for version in fleet.versions().values())
     assert len(fleet.update_runs()) == 1
+
+    progress, members = artifacts_of(f"upgrade-progress-{fleet.spec.name}"), artifacts_of(
+        f"upgrade-members-{fleet.spec.name}")
+    assert progress and progress[0].type == "progress" and float(progress[0].data) == 100.0
+    final_table = members[0].data if isinstance(members[0].data, list) else json.loads(members[0].data)
+    assert sorted((row["member"], row["state"]) for row in final_table) == sorted(
+        (cluster.member_name, "Completed") for cluster in fleet.spec.clusters())
+    assert len(members) >= 3  # the table was republished as members advanced, not only at the end
 
     # The spec still says 1.36: a later provision leaves the upgraded clusters alone instead of downgrading.
     again = provision(fleet=str(fleet.spec_path), return_state=True)
