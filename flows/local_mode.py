@@ -235,6 +235,7 @@ def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = Fal
             done.set()
         if state.is_completed():
             print(f"lifecycle completed; flow run {state.state_details.flow_run_id} at {ui}/runs")
+            print(f"local Azure keeps running ({local.state_dir}); `fleetflow local down` stops it")
             return 0
         print(f"lifecycle {state.type.value.lower()}: {state.message}; details in flow run "
               f"{state.state_details.flow_run_id} at {ui}/runs", file=sys.stderr)
