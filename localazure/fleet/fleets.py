@@ -31,9 +31,11 @@ from localazure.fleet.resources import (
     action,
     check_etag,
     check_name,
-    delete_records,
+    finish_delete,
+    finish_write,
     fleet_resource_id,
     load,
+    mark_modified,
     new_etag,
     operation_status_id,
     properties_of,
@@ -105,18 +107,13 @@ async def create_or_update_fleet(
         emulator.store.put(RESOURCES, fleet_id, {"body": stored, "internal": {}})
         op = start_operation(
             emulator, kind="fleet.update" if existing else "fleet.create", resource_id=fleet_id,
-            location=stored["location"], work=lambda run: _finish_write(emulator, fleet_id, run),
+            location=stored["location"], work=lambda run: finish_write(emulator, fleet_id, run),
             on_failure=lambda error: set_state(emulator, fleet_id, "Failed", error),
         )
         stored["properties"]["status"]["lastOperationId"] = operation_status_id(emulator, op)
         emulator.store.update(RESOURCES, fleet_id, lambda r: r["body"]["properties"]["status"].update(
             lastOperationId=stored["properties"]["status"]["lastOperationId"]))
     return accepted_write(emulator, request, op, stored, 200 if existing else 201)
-
-
-def _finish_write(emulator: Emulator, resource_id: str, run: OperationRun) -> None:
-    run.pace()
-    set_state(emulator, resource_id, "Succeeded")
 
 
 @router.get(FLEET_PATH)
@@ -156,8 +153,7 @@ async def update_fleet(
                 body["tags"] = tags
             if identity is not None:
                 body["identity"] = identity
-            body["eTag"] = new_etag()
-            body["systemData"] = system_data(caller, body.get("systemData"))
+            mark_modified(body, caller)
 
         updated = emulator.store.update(RESOURCES, fleet_id, change)
     assert updated is not None
@@ -190,8 +186,7 @@ def delete_fleet(
 
 def _delete_fleet(emulator: Emulator, fleet_id: str, run: OperationRun) -> None:
     engine_of(emulator).forget_under(fleet_id)
-    run.pace()
-    delete_records(emulator, fleet_id)
+    finish_delete(emulator, fleet_id, run)
 
 
 def _readable_fleets(emulator: Emulator, caller: Principal, prefix: str) -> list[dict[str, Any]]:

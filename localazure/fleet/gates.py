@@ -17,14 +17,13 @@ from localazure.fleet.engine import engine_of
 from localazure.fleet.resources import (
     FLEET_PATH,
     GATE_TYPE,
-    action,
+    authorize_child,
     check_etag,
-    children,
-    new_etag,
+    list_children,
+    mark_modified,
     properties_of,
+    read_child,
     require,
-    require_fleet,
-    system_data,
 )
 
 router = APIRouter()
@@ -38,11 +37,7 @@ def get_gate(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """A gate."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    gate_id = f"{fleet_record['body']['id']}/gates/{gate}"
-    emulator.rbac.authorize(caller, action(GATE_TYPE, "read"), gate_id)
-    body: dict[str, Any] = require(emulator, gate_id, GATE_TYPE, group)["body"]
-    return body
+    return read_child(emulator, caller, subscription_id, group, fleet, GATE_TYPE, gate)
 
 
 @router.get(FLEET_PATH + "/gates")
@@ -51,9 +46,7 @@ def list_gates(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """Gates of a fleet (of every update run)."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    emulator.rbac.authorize(caller, action(GATE_TYPE, "read"), fleet_record["body"]["id"])
-    return {"value": [r["body"] for r in children(emulator, fleet_record["body"]["id"], GATE_TYPE)]}
+    return list_children(emulator, caller, subscription_id, group, fleet, GATE_TYPE)
 
 
 @router.patch(GATE_PATH)
@@ -62,9 +55,7 @@ async def update_gate(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Complete a Pending gate (the only transition a caller may make); completing it again changes nothing."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    gate_id = f"{fleet_record['body']['id']}/gates/{gate}"
-    emulator.rbac.authorize(caller, action(GATE_TYPE, "write"), gate_id)
+    _, gate_id = authorize_child(emulator, caller, subscription_id, group, fleet, GATE_TYPE, gate, "write")
     props = properties_of(await read_json_object(request))
     wanted = props.get("state")
     if not isinstance(wanted, str) or wanted.lower() != "completed":
@@ -82,8 +73,7 @@ async def update_gate(
             body = stored["body"]
             if body["properties"]["state"] != "Completed":
                 body["properties"]["state"] = "Completed"
-                body["eTag"] = new_etag()
-                body["systemData"] = system_data(caller, body.get("systemData"))
+                mark_modified(body, caller)
 
         updated = emulator.store.update(RESOURCES, gate_id, complete)
     assert updated is not None

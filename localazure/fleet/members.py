@@ -12,27 +12,26 @@ from localazure.arm.common import RESOURCES, read_json_object, require_group_wri
 from localazure.arm.context import Emulator, get_emulator
 from localazure.arm.errors import ArmError, another_operation_in_progress, invalid_parameter
 from localazure.arm.ids import parse_id
-from localazure.arm.lro import OperationRun
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
 from localazure.fleet.resources import (
-    CHILD_NAME,
     CLUSTER_TYPE,
     FLEET_PATH,
     MEMBER_TYPE,
-    accepted,
     accepted_write,
-    action,
+    authorize_child,
     check_etag,
-    check_name,
-    children,
-    delete_records,
+    delete_child,
+    finish_delete,
+    finish_write,
+    list_children,
     load,
+    mark_modified,
     new_etag,
     operation_status_id,
     properties_of,
+    read_child,
     require,
-    require_fleet,
     set_state,
     start_operation,
     system_data,
@@ -99,10 +98,8 @@ async def create_member(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Join a cluster to the fleet (201, long-running); a re-PUT of the same member updates group and labels."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    check_name(member, CHILD_NAME, "fleet member")
-    member_id = f"{fleet_record['body']['id']}/members/{member}"
-    emulator.rbac.authorize(caller, action(MEMBER_TYPE, "write"), member_id)
+    fleet_record, member_id = authorize_child(emulator, caller, subscription_id, group, fleet, MEMBER_TYPE, member,
+                                              "write", new_name_of="fleet member")
     props = properties_of(await read_json_object(request))
     update_group = _group(props.get("group"))
     labels = _labels(props.get("labels"))
@@ -136,17 +133,12 @@ async def create_member(
         emulator.store.put(RESOURCES, member_id, {"body": stored, "internal": {}})
         op = start_operation(emulator, kind="fleet.member.update" if existing else "fleet.member.create",
                              resource_id=member_id, location=fleet_record["body"]["location"],
-                             work=lambda run: _finish(emulator, member_id, run),
+                             work=lambda run: finish_write(emulator, member_id, run),
                              on_failure=lambda error: set_state(emulator, member_id, "Failed", error))
         stored["properties"]["status"]["lastOperationId"] = operation_status_id(emulator, op)
         emulator.store.update(RESOURCES, member_id, lambda r: r["body"]["properties"].update(
             status=dict(stored["properties"]["status"])))
     return accepted_write(emulator, request, op, stored, 200 if existing else 201)
-
-
-def _finish(emulator: Emulator, member_id: str, run: OperationRun) -> None:
-    run.pace()
-    set_state(emulator, member_id, "Succeeded")
 
 
 @router.patch(MEMBER_PATH)
@@ -155,9 +147,7 @@ async def update_member(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Change a member's update group or labels (answered at once: 200, Succeeded)."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    member_id = f"{fleet_record['body']['id']}/members/{member}"
-    emulator.rbac.authorize(caller, action(MEMBER_TYPE, "write"), member_id)
+    _, member_id = authorize_child(emulator, caller, subscription_id, group, fleet, MEMBER_TYPE, member, "write")
     props = properties_of(await read_json_object(request), required=False)
     with emulator.store.transaction():
         require_group_writable(emulator, group)
@@ -174,8 +164,7 @@ async def update_member(
                 body["properties"]["group"] = new_group
             if labels is not None:
                 body["properties"]["labels"] = labels
-            body["eTag"] = new_etag()
-            body["systemData"] = system_data(caller, body.get("systemData"))
+            mark_modified(body, caller)
 
         updated = emulator.store.update(RESOURCES, member_id, change)
     assert updated is not None
@@ -188,11 +177,7 @@ def get_member(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """A fleet member."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    member_id = f"{fleet_record['body']['id']}/members/{member}"
-    emulator.rbac.authorize(caller, action(MEMBER_TYPE, "read"), member_id)
-    body: dict[str, Any] = require(emulator, member_id, MEMBER_TYPE, group)["body"]
-    return body
+    return read_child(emulator, caller, subscription_id, group, fleet, MEMBER_TYPE, member)
 
 
 @router.get(FLEET_PATH + "/members")
@@ -201,9 +186,7 @@ def list_members(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """Members of a fleet."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    emulator.rbac.authorize(caller, action(MEMBER_TYPE, "read"), fleet_record["body"]["id"])
-    return {"value": [r["body"] for r in children(emulator, fleet_record["body"]["id"], MEMBER_TYPE)]}
+    return list_children(emulator, caller, subscription_id, group, fleet, MEMBER_TYPE)
 
 
 @router.delete(MEMBER_PATH)
@@ -212,22 +195,8 @@ def delete_member(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Remove a cluster from the fleet (202, long-running; the cluster itself stays); 204 if absent."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    member_id = f"{fleet_record['body']['id']}/members/{member}"
-    emulator.rbac.authorize(caller, action(MEMBER_TYPE, "delete"), member_id)
-    with emulator.store.transaction():
-        record = load(emulator, member_id, MEMBER_TYPE)
-        if record is None:
-            return Response(status_code=204)
-        check_etag(request, record)
-        set_state(emulator, member_id, "Leaving")
-        op = start_operation(emulator, kind="fleet.member.delete", resource_id=member_id,
-                             location=fleet_record["body"]["location"],
-                             work=lambda run: _leave(emulator, member_id, run),
-                             on_failure=lambda error: set_state(emulator, member_id, "Failed", error))
-    return accepted(emulator, request, op)
-
-
-def _leave(emulator: Emulator, member_id: str, run: OperationRun) -> None:
-    run.pace()
-    delete_records(emulator, member_id)
+    fleet_record, member_id = authorize_child(emulator, caller, subscription_id, group, fleet, MEMBER_TYPE, member,
+                                              "delete")
+    return delete_child(emulator, request, fleet_record, member_id, MEMBER_TYPE, kind="fleet.member.delete",
+                        work=lambda run: finish_delete(emulator, member_id, run), deleting_state="Leaving",
+                        on_failure=lambda error: set_state(emulator, member_id, "Failed", error))

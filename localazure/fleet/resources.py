@@ -189,3 +189,76 @@ def delete_records(emulator: Emulator, resource_id: str) -> None:
     with emulator.store.transaction():
         for key in emulator.store.keys_under(RESOURCES, resource_id):
             emulator.store.delete(RESOURCES, key)
+
+
+def child_id(fleet_record: Record, resource_type: str, name: str) -> str:
+    """Id of the child resource `name` of type `resource_type` (e.g. a member) below a stored fleet."""
+    return f"{fleet_record['body']['id']}/{resource_type.rsplit('/', 1)[1]}/{name}"
+
+
+def authorize_child(emulator: Emulator, caller: Principal, subscription_id: str, group: str, fleet: str,
+                    resource_type: str, name: str, verb: str, *, new_name_of: str | None = None) -> tuple[Record, str]:
+    """The parent fleet's record and the child's id, once the fleet exists and the caller may `verb` the child.
+
+    With `new_name_of` (a create, naming the kind of resource in the error), the name must also follow the
+    child naming rule; it is checked after the fleet and before the caller's rights, so errors keep that order.
+    """
+    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
+    if new_name_of is not None:
+        check_name(name, CHILD_NAME, new_name_of)
+    resource_id = child_id(fleet_record, resource_type, name)
+    emulator.rbac.authorize(caller, action(resource_type, verb), resource_id)
+    return fleet_record, resource_id
+
+
+def read_child(emulator: Emulator, caller: Principal, subscription_id: str, group: str, fleet: str,
+               resource_type: str, name: str) -> dict[str, Any]:
+    """Body of one child resource of a fleet for a caller who may read it; 404 when it does not exist."""
+    _, resource_id = authorize_child(emulator, caller, subscription_id, group, fleet, resource_type, name, "read")
+    body: dict[str, Any] = require(emulator, resource_id, resource_type, group)["body"]
+    return body
+
+
+def list_children(emulator: Emulator, caller: Principal, subscription_id: str, group: str, fleet: str,
+                  resource_type: str) -> dict[str, Any]:
+    """List answer of one child type of a fleet, for a caller who may read that type on the fleet."""
+    fleet_id = require_fleet(emulator, subscription_id, group, fleet)["body"]["id"]
+    emulator.rbac.authorize(caller, action(resource_type, "read"), fleet_id)
+    return {"value": [r["body"] for r in children(emulator, fleet_id, resource_type)]}
+
+
+def mark_modified(body: dict[str, Any], caller: Principal | None) -> None:
+    """Give a changed resource body a new eTag and the caller as its last modifier."""
+    body["eTag"] = new_etag()
+    body["systemData"] = system_data(caller, body.get("systemData"))
+
+
+def finish_write(emulator: Emulator, resource_id: str, run: OperationRun) -> None:
+    """Work of a create/update operation that has nothing left to do but succeed."""
+    run.pace()
+    set_state(emulator, resource_id, "Succeeded")
+
+
+def finish_delete(emulator: Emulator, resource_id: str, run: OperationRun) -> None:
+    """Work of a delete operation: the resource and everything below it go."""
+    run.pace()
+    delete_records(emulator, resource_id)
+
+
+def delete_child(emulator: Emulator, request: Request, fleet_record: Record, resource_id: str,
+                 resource_type: str, *, kind: str, work: Callable[[OperationRun], None],
+                 refuse: Callable[[Record], None] | None = None, deleting_state: str | None = None,
+                 on_failure: Callable[[dict[str, Any]], None] | None = None) -> Response:
+    """204 when the child is absent; else check its eTag, let `refuse` raise, and start the delete (202)."""
+    with emulator.store.transaction():
+        record = load(emulator, resource_id, resource_type)
+        if record is None:
+            return Response(status_code=204)
+        check_etag(request, record)
+        if refuse is not None:
+            refuse(record)
+        if deleting_state is not None:
+            set_state(emulator, resource_id, deleting_state)
+        op = start_operation(emulator, kind=kind, resource_id=resource_id, location=fleet_record["body"]["location"],
+                             work=work, on_failure=on_failure)
+    return accepted(emulator, request, op)

@@ -17,23 +17,23 @@ from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
 from localazure.fleet.engine import ACTIVE, TERMINAL, engine_of, gates_of_run
 from localazure.fleet.resources import (
-    CHILD_NAME,
     FLEET_PATH,
     MEMBER_TYPE,
     RUN_TYPE,
     STRATEGY_TYPE,
     accepted,
     accepted_write,
-    action,
+    authorize_child,
     check_etag,
-    check_name,
     children,
+    delete_child,
     delete_records,
+    list_children,
     load,
     new_etag,
     properties_of,
+    read_child,
     require,
-    require_fleet,
     start_operation,
     system_data,
 )
@@ -189,11 +189,9 @@ async def create_or_update_run(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Create (201) or, until it starts, replace (200) an update run; long-running operation."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    check_name(run, CHILD_NAME, "update run")
+    fleet_record, run_id = authorize_child(emulator, caller, subscription_id, group, fleet, RUN_TYPE, run, "write",
+                                           new_name_of="update run")
     fleet_id = fleet_record["body"]["id"]
-    run_id = f"{fleet_id}/updateRuns/{run}"
-    emulator.rbac.authorize(caller, action(RUN_TYPE, "write"), run_id)
     props = properties_of(await read_json_object(request))
     cluster_update = validate_cluster_update(props.get("managedClusterUpdate"))
     with emulator.store.transaction():
@@ -230,9 +228,7 @@ async def create_or_update_run(
 
 def _run_record(emulator: Emulator, subscription_id: str, group: str, fleet: str, run: str,
                 caller: Principal, verb: str) -> tuple[Record, Record]:
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    run_id = f"{fleet_record['body']['id']}/updateRuns/{run}"
-    emulator.rbac.authorize(caller, action(RUN_TYPE, verb), run_id)
+    fleet_record, run_id = authorize_child(emulator, caller, subscription_id, group, fleet, RUN_TYPE, run, verb)
     return fleet_record, require(emulator, run_id, RUN_TYPE, group)
 
 
@@ -242,8 +238,7 @@ def get_run(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """An update run with its live status."""
-    body: dict[str, Any] = _run_record(emulator, subscription_id, group, fleet, run, caller, "read")[1]["body"]
-    return body
+    return read_child(emulator, caller, subscription_id, group, fleet, RUN_TYPE, run)
 
 
 @router.get(FLEET_PATH + "/updateRuns")
@@ -252,9 +247,7 @@ def list_runs(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """Update runs of a fleet."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    emulator.rbac.authorize(caller, action(RUN_TYPE, "read"), fleet_record["body"]["id"])
-    return {"value": [r["body"] for r in children(emulator, fleet_record["body"]["id"], RUN_TYPE)]}
+    return list_children(emulator, caller, subscription_id, group, fleet, RUN_TYPE)
 
 
 @router.delete(RUN_PATH)
@@ -263,21 +256,15 @@ def delete_run(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Delete an update run that is not running, with its gates (202, long-running); 204 if absent."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    run_id = f"{fleet_record['body']['id']}/updateRuns/{run}"
-    emulator.rbac.authorize(caller, action(RUN_TYPE, "delete"), run_id)
-    with emulator.store.transaction():
-        record = load(emulator, run_id, RUN_TYPE)
-        if record is None:
-            return Response(status_code=204)
-        check_etag(request, record)
+    fleet_record, run_id = authorize_child(emulator, caller, subscription_id, group, fleet, RUN_TYPE, run, "delete")
+
+    def refuse_active(record: Record) -> None:
         state = record["body"]["properties"]["status"]["status"]["state"]
         if state in ACTIVE:
             raise ArmError(409, "UpdateRunInProgress", f"Update run '{run}' is {state}; stop it before deleting it.")
-        op = start_operation(emulator, kind="fleet.updaterun.delete", resource_id=run_id,
-                             location=fleet_record["body"]["location"],
-                             work=lambda r: _delete_run(emulator, run_id, r))
-    return accepted(emulator, request, op)
+
+    return delete_child(emulator, request, fleet_record, run_id, RUN_TYPE, kind="fleet.updaterun.delete",
+                        work=lambda r: _delete_run(emulator, run_id, r), refuse=refuse_active)
 
 
 def _delete_run(emulator: Emulator, run_id: str, run: OperationRun) -> None:

@@ -12,24 +12,21 @@ from localazure.arm.auth import get_caller
 from localazure.arm.common import RESOURCES, read_json_object, require_group_writable
 from localazure.arm.context import Emulator, get_emulator
 from localazure.arm.errors import invalid_parameter
-from localazure.arm.lro import OperationRun
 from localazure.arm.rbac import Principal
 from localazure.fleet.resources import (
-    CHILD_NAME,
     FLEET_PATH,
     STRATEGY_TYPE,
-    accepted,
     accepted_write,
-    action,
+    authorize_child,
     check_etag,
-    check_name,
-    children,
-    delete_records,
+    delete_child,
+    finish_delete,
+    finish_write,
+    list_children,
     load,
     new_etag,
     properties_of,
-    require,
-    require_fleet,
+    read_child,
     set_state,
     start_operation,
     system_data,
@@ -150,10 +147,8 @@ async def create_or_update_strategy(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Create (201) or replace (200) an update strategy (long-running operation)."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    check_name(strategy, CHILD_NAME, "update strategy")
-    strategy_id = f"{fleet_record['body']['id']}/updateStrategies/{strategy}"
-    emulator.rbac.authorize(caller, action(STRATEGY_TYPE, "write"), strategy_id)
+    fleet_record, strategy_id = authorize_child(emulator, caller, subscription_id, group, fleet, STRATEGY_TYPE,
+                                                strategy, "write", new_name_of="update strategy")
     body = await read_json_object(request)
     props = properties_of(body)
     clean = validate_strategy(props.get("strategy"), "properties.strategy")
@@ -172,14 +167,9 @@ async def create_or_update_strategy(
         emulator.store.put(RESOURCES, strategy_id, {"body": stored, "internal": {}})
         op = start_operation(emulator, kind="fleet.strategy.write", resource_id=strategy_id,
                              location=fleet_record["body"]["location"],
-                             work=lambda run: _finish(emulator, strategy_id, run),
+                             work=lambda run: finish_write(emulator, strategy_id, run),
                              on_failure=lambda error: set_state(emulator, strategy_id, "Failed", error))
     return accepted_write(emulator, request, op, stored, 200 if existing else 201)
-
-
-def _finish(emulator: Emulator, strategy_id: str, run: OperationRun) -> None:
-    run.pace()
-    set_state(emulator, strategy_id, "Succeeded")
 
 
 @router.get(STRATEGY_PATH)
@@ -188,11 +178,7 @@ def get_strategy(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """An update strategy."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    strategy_id = f"{fleet_record['body']['id']}/updateStrategies/{strategy}"
-    emulator.rbac.authorize(caller, action(STRATEGY_TYPE, "read"), strategy_id)
-    body: dict[str, Any] = require(emulator, strategy_id, STRATEGY_TYPE, group)["body"]
-    return body
+    return read_child(emulator, caller, subscription_id, group, fleet, STRATEGY_TYPE, strategy)
 
 
 @router.get(FLEET_PATH + "/updateStrategies")
@@ -201,9 +187,7 @@ def list_strategies(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """Update strategies of a fleet."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    emulator.rbac.authorize(caller, action(STRATEGY_TYPE, "read"), fleet_record["body"]["id"])
-    return {"value": [r["body"] for r in children(emulator, fleet_record["body"]["id"], STRATEGY_TYPE)]}
+    return list_children(emulator, caller, subscription_id, group, fleet, STRATEGY_TYPE)
 
 
 @router.delete(STRATEGY_PATH)
@@ -212,19 +196,7 @@ def delete_strategy(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Delete an update strategy (runs made from it keep their snapshot); 204 if absent."""
-    fleet_record = require_fleet(emulator, subscription_id, group, fleet)
-    strategy_id = f"{fleet_record['body']['id']}/updateStrategies/{strategy}"
-    emulator.rbac.authorize(caller, action(STRATEGY_TYPE, "delete"), strategy_id)
-    record = load(emulator, strategy_id, STRATEGY_TYPE)
-    if record is None:
-        return Response(status_code=204)
-    check_etag(request, record)
-    op = start_operation(emulator, kind="fleet.strategy.delete", resource_id=strategy_id,
-                         location=fleet_record["body"]["location"],
-                         work=lambda run: _delete(emulator, strategy_id, run))
-    return accepted(emulator, request, op)
-
-
-def _delete(emulator: Emulator, strategy_id: str, run: OperationRun) -> None:
-    run.pace()
-    delete_records(emulator, strategy_id)
+    fleet_record, strategy_id = authorize_child(emulator, caller, subscription_id, group, fleet, STRATEGY_TYPE,
+                                                strategy, "delete")
+    return delete_child(emulator, request, fleet_record, strategy_id, STRATEGY_TYPE, kind="fleet.strategy.delete",
+                        work=lambda run: finish_delete(emulator, strategy_id, run))
