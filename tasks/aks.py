@@ -33,27 +33,36 @@ def cluster_id(subscription_id: str, spec: FleetSpec, cluster: ClusterSpec) -> s
             f"/providers/Microsoft.ContainerService/managedClusters/{cluster.name}")
 
 
+KubernetesVersion = tuple[int, int, int | None]
+
+
+def _spec_and_cluster_versions(desired: str, actual: str | None) -> tuple[KubernetesVersion, KubernetesVersion] | None:
+    # None when the cluster reports no version or one that does not parse: it then neither matches nor is newer.
+    # The spec's version was validated when the spec was loaded, so a bad one is a bug and raises.
+    if not actual:
+        return None
+    wanted = parse_kubernetes_version(desired)
+    try:
+        return wanted, parse_kubernetes_version(actual)
+    except ValueError:
+        return None
+
+
 def version_matches(desired: str, actual: str | None) -> bool:
     """Whether a cluster version satisfies the spec: "1.36" matches any 1.36.x, "1.36.3" only itself."""
-    if not actual:
+    versions = _spec_and_cluster_versions(desired, actual)
+    if versions is None:
         return False
-    want_major, want_minor, want_patch = parse_kubernetes_version(desired)
-    try:
-        major, minor, patch = parse_kubernetes_version(actual)
-    except ValueError:
-        return False
+    (want_major, want_minor, want_patch), (major, minor, patch) = versions
     return (major, minor) == (want_major, want_minor) and (want_patch is None or patch == want_patch)
 
 
 def runs_newer(desired: str, actual: str | None) -> bool:
     """Whether a cluster already runs a newer version than the spec asks for (a staged upgrade got there first)."""
-    if not actual:
+    versions = _spec_and_cluster_versions(desired, actual)
+    if versions is None:
         return False
-    want_major, want_minor, want_patch = parse_kubernetes_version(desired)
-    try:
-        major, minor, patch = parse_kubernetes_version(actual)
-    except ValueError:
-        return False
+    (want_major, want_minor, want_patch), (major, minor, patch) = versions
     return (major, minor, patch or 0) > (want_major, want_minor, want_patch if want_patch is not None else 10**6)
 
 
