@@ -7,6 +7,7 @@ computes the same name and finds the assignment; teardown deletes exactly that o
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
@@ -53,16 +54,32 @@ def service_operator_object_id(spec: FleetSpec) -> str:
     return str(object_id)
 
 
+class OperatorAssignment(NamedTuple):
+    """Where, and under which deterministic name, the service operator's Contributor assignment lives."""
+
+    scope: str
+    principal_id: str
+    role_definition_id: str
+    name: str
+    resource_id: str
+
+
+def operator_assignment(spec: FleetSpec, subscription_id: str) -> OperatorAssignment:
+    """The service operator's Contributor assignment on the fleet's resource group (reads its credentials block)."""
+    principal_id = service_operator_object_id(spec)
+    scope = group_id(subscription_id, spec)
+    role = role_definition_id(subscription_id)
+    name = assignment_name(scope, principal_id, role)
+    return OperatorAssignment(scope, principal_id, role, name,
+                              f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}")
+
+
 @azure_task(task_run_name="ensure-operator-role")
 def ensure_operator_role(spec: FleetSpec, credentials: str) -> Outcome:
     """Give the service operator's principal Contributor on the fleet's resource group (not the subscription)."""
     logger = get_run_logger()
     clients = load_azure_clients(credentials)
-    principal_id = service_operator_object_id(spec)
-    scope = group_id(clients.subscription_id, spec)
-    role = role_definition_id(clients.subscription_id)
-    name = assignment_name(scope, principal_id, role)
-    resource_id = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    scope, principal_id, role, name, resource_id = operator_assignment(spec, clients.subscription_id)
     with azure_call("read role assignment", resource_id, spec.location):
         try:
             existing = clients.authorization.role_assignments.get(scope, name)
@@ -90,10 +107,7 @@ def delete_operator_role(spec: FleetSpec, credentials: str) -> Outcome:
     """Delete the role assignment fleetflow made (found by its deterministic name); absent is done."""
     logger = get_run_logger()
     clients = load_azure_clients(credentials)
-    principal_id = service_operator_object_id(spec)
-    scope = group_id(clients.subscription_id, spec)
-    name = assignment_name(scope, principal_id, role_definition_id(clients.subscription_id))
-    resource_id = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    scope, _, _, name, resource_id = operator_assignment(spec, clients.subscription_id)
     with azure_call("delete role assignment", resource_id, spec.location):
         try:
             deleted = clients.authorization.role_assignments.delete(scope, name)
