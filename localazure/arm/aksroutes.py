@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse, Response
 from localazure.arm import aksmodel
 from localazure.arm.aks import NAMESPACE, AksService
 from localazure.arm.auth import get_caller
-from localazure.arm.common import api_version, base_url, get_group, read_json_object, require_subscription
+from localazure.arm.common import (
+    authorize_in_subscription,
+    get_group,
+    polling_headers,
+    read_json_object,
+    require_subscription,
+)
 from localazure.arm.context import Emulator, get_emulator
 from localazure.arm.providers import ResourceProvider
 from localazure.arm.rbac import Principal
@@ -32,9 +38,8 @@ def aks_service(request: Request) -> AksService:
 
 def _cluster_scope(emulator: Emulator, subscription_id: str, group: str, name: str, caller: Principal,
                    action: str) -> str:
-    require_subscription(emulator, subscription_id)
-    cluster_id = emulator.aks.cluster_id(group, name)
-    emulator.rbac.authorize(caller, action, cluster_id)
+    cluster_id = authorize_in_subscription(emulator, caller, subscription_id, action,
+                                           emulator.aks.cluster_id(group, name))
     get_group(emulator, group)
     return cluster_id
 
@@ -47,8 +52,7 @@ async def put_cluster(
     """Create (201) or update/upgrade (200) a managed cluster; both are long-running."""
     _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/write")
     body, status, op = emulator.aks.create_or_update(group, name, await read_json_object(request))
-    return JSONResponse(body, status_code=status,
-                        headers=emulator.operations.headers(op, base_url(request), api_version(request)))
+    return JSONResponse(body, status_code=status, headers=polling_headers(emulator, request, op))
 
 
 @router.get(CLUSTER)
@@ -71,7 +75,7 @@ def delete_cluster(
     if not emulator.aks.exists(cluster_id):
         return Response(status_code=204)
     op = emulator.aks.delete(cluster_id)
-    return Response(status_code=202, headers=emulator.operations.headers(op, base_url(request), api_version(request)))
+    return Response(status_code=202, headers=polling_headers(emulator, request, op))
 
 
 @router.get("/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters")
@@ -80,8 +84,7 @@ def list_clusters_in_group(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """Clusters of a group."""
-    require_subscription(emulator, subscription_id)
-    emulator.rbac.authorize(caller, f"{A}/read", emulator.group_id(group))
+    authorize_in_subscription(emulator, caller, subscription_id, f"{A}/read", emulator.group_id(group))
     get_group(emulator, group)
     return {"value": emulator.aks.list_clusters(group)}
 
@@ -127,8 +130,7 @@ def upgrade_node_image_version(
                                 f"{A}/agentPools/upgradeNodeImageVersion/action")
     op = emulator.aks.upgrade_node_image(cluster_id, pool)
     body = emulator.aks.agent_pool(cluster_id, pool)
-    return JSONResponse(body, status_code=202,
-                        headers=emulator.operations.headers(op, base_url(request), api_version(request)))
+    return JSONResponse(body, status_code=202, headers=polling_headers(emulator, request, op))
 
 
 def _upgrade_entries(versions: list[str]) -> list[dict[str, Any]]:
@@ -181,15 +183,21 @@ def pool_upgrade_profile(
     }
 
 
+def _credential(emulator: Emulator, subscription_id: str, group: str, name: str, caller: Principal,
+                role: str) -> dict[str, Any]:
+    # `role` ("Admin" or "User") names both the RBAC action and the credential kind, as Azure does.
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller,
+                                f"{A}/listCluster{role}Credential/action")
+    return emulator.aks.credential_result(cluster_id, f"cluster{role}")
+
+
 @router.post(CLUSTER + "/listClusterAdminCredential")
 def list_admin_credential(
     subscription_id: str, group: str, name: str,
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """Admin kubeconfig of the backing local cluster."""
-    action = f"{A}/listClusterAdminCredential/action"
-    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, action)
-    return emulator.aks.credential_result(cluster_id, "clusterAdmin")
+    return _credential(emulator, subscription_id, group, name, caller, "Admin")
 
 
 @router.post(CLUSTER + "/listClusterUserCredential")
@@ -198,9 +206,7 @@ def list_user_credential(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """User kubeconfig (local clusters have one identity: the same admin certificate)."""
-    action = f"{A}/listClusterUserCredential/action"
-    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, action)
-    return emulator.aks.credential_result(cluster_id, "clusterUser")
+    return _credential(emulator, subscription_id, group, name, caller, "User")
 
 
 @router.get("/subscriptions/{subscription_id}/providers/Microsoft.ContainerService/locations/{location}/kubernetesVersions")

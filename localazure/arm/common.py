@@ -9,6 +9,7 @@ from fastapi import Request
 
 from localazure.arm.context import Emulator
 from localazure.arm.errors import ArmError, group_not_found
+from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
 
 RESOURCES = "resources"
@@ -18,6 +19,14 @@ def require_subscription(emulator: Emulator, subscription_id: str) -> None:
     """404 SubscriptionNotFound unless the path names this emulator's subscription."""
     if subscription_id.lower() != emulator.subscription_id.lower():
         raise ArmError(404, "SubscriptionNotFound", f"The subscription '{subscription_id}' could not be found.")
+
+
+def authorize_in_subscription(emulator: Emulator, caller: Principal, subscription_id: str, action: str,
+                              resource_id: str) -> str:
+    """`resource_id`, once the path names this subscription (else 404) and the caller may do `action` on it (403)."""
+    require_subscription(emulator, subscription_id)
+    emulator.rbac.authorize(caller, action, resource_id)
+    return resource_id
 
 
 def get_group(emulator: Emulator, group: str) -> Record:
@@ -60,6 +69,13 @@ async def read_json_object(request: Request) -> dict[str, Any]:
 def base_url(request: Request) -> str:
     """Scheme and authority the client used (for absolute polling URLs)."""
     return str(request.base_url).rstrip("/")
+
+
+def polling_headers(emulator: Emulator, request: Request, operation: Record, *,
+                    async_operation: bool = True) -> dict[str, str]:
+    """Headers that point the client at a long-running operation, with the URL and api-version it called."""
+    return emulator.operations.headers(operation, base_url(request), api_version(request),
+                                       async_operation=async_operation)
 
 
 def normalize_location(location: str) -> str:

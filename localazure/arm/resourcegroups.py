@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse, Response
 from localazure.arm.auth import get_caller
 from localazure.arm.common import (
     RESOURCES,
-    api_version,
-    base_url,
+    authorize_in_subscription,
     get_group,
     normalize_location,
+    polling_headers,
     read_json_object,
     require_group_writable,
     require_subscription,
@@ -101,8 +101,7 @@ def get_group_endpoint(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """A resource group."""
-    require_subscription(emulator, subscription_id)
-    emulator.rbac.authorize(caller, ACTION_READ, emulator.group_id(group))
+    authorize_in_subscription(emulator, caller, subscription_id, ACTION_READ, emulator.group_id(group))
     body: dict[str, Any] = get_group(emulator, group)["body"]
     return body
 
@@ -113,9 +112,8 @@ def check_group_exists(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """204 when the group exists, 404 when not."""
-    require_subscription(emulator, subscription_id)
-    emulator.rbac.authorize(caller, ACTION_READ, emulator.group_id(group))
-    exists = emulator.store.get(RESOURCES, emulator.group_id(group)) is not None
+    group_id = authorize_in_subscription(emulator, caller, subscription_id, ACTION_READ, emulator.group_id(group))
+    exists = emulator.store.get(RESOURCES, group_id) is not None
     return Response(status_code=204 if exists else 404)
 
 
@@ -125,9 +123,7 @@ async def update_group(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """Update tags / managedBy of a group."""
-    require_subscription(emulator, subscription_id)
-    group_id = emulator.group_id(group)
-    emulator.rbac.authorize(caller, ACTION_WRITE, group_id)
+    group_id = authorize_in_subscription(emulator, caller, subscription_id, ACTION_WRITE, emulator.group_id(group))
     patch = await read_json_object(request)
     require_group_writable(emulator, group)
 
@@ -175,16 +171,13 @@ def delete_group(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Start deleting a group and everything in it: 202 with a Location to poll."""
-    require_subscription(emulator, subscription_id)
-    group_id = emulator.group_id(group)
-    emulator.rbac.authorize(caller, ACTION_DELETE, group_id)
+    group_id = authorize_in_subscription(emulator, caller, subscription_id, ACTION_DELETE, emulator.group_id(group))
     with emulator.store.transaction():
         record = get_group(emulator, group)
         running = emulator.operations.active_on(group_id)
         if record["body"]["properties"]["provisioningState"] == "Deleting" and running:
             # Deleting again joins the deletion in progress, as Resource Manager does.
-            return Response(status_code=202, headers=emulator.operations.headers(
-                running, base_url(request), api_version(request), async_operation=False))
+            return Response(status_code=202, headers=polling_headers(emulator, request, running, async_operation=False))
         emulator.store.update(RESOURCES, group_id,
                               lambda r: r["body"]["properties"].update(provisioningState="Deleting"))
         op = emulator.operations.start(
@@ -192,8 +185,7 @@ def delete_group(
             work=lambda run: _empty_and_delete_group(emulator, group_id, run),
             on_failure=lambda _error: _restore_group_state(emulator, group_id),
         )
-    return Response(status_code=202, headers=emulator.operations.headers(
-        op, base_url(request), api_version(request), async_operation=False))
+    return Response(status_code=202, headers=polling_headers(emulator, request, op, async_operation=False))
 
 
 def _restore_group_state(emulator: Emulator, group_id: str) -> None:

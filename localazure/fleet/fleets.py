@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from localazure.arm.auth import get_caller
 from localazure.arm.common import (
     RESOURCES,
+    authorize_in_subscription,
     get_group,
     normalize_location,
     read_json_object,
@@ -122,9 +123,8 @@ def get_fleet(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """A fleet."""
-    require_subscription(emulator, subscription_id)
-    fleet_id = fleet_resource_id(emulator, group, fleet)
-    emulator.rbac.authorize(caller, action(FLEET_TYPE, "read"), fleet_id)
+    fleet_id = authorize_in_subscription(emulator, caller, subscription_id, action(FLEET_TYPE, "read"),
+                                         fleet_resource_id(emulator, group, fleet))
     get_group(emulator, group)
     body: dict[str, Any] = require(emulator, fleet_id, FLEET_TYPE, group)["body"]
     return body
@@ -136,9 +136,8 @@ async def update_fleet(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Update tags / identity of a fleet (answered at once: 200 with the resource, Succeeded)."""
-    require_subscription(emulator, subscription_id)
-    fleet_id = fleet_resource_id(emulator, group, fleet)
-    emulator.rbac.authorize(caller, action(FLEET_TYPE, "write"), fleet_id)
+    fleet_id = authorize_in_subscription(emulator, caller, subscription_id, action(FLEET_TYPE, "write"),
+                                         fleet_resource_id(emulator, group, fleet))
     patch = await read_json_object(request)
     with emulator.store.transaction():
         require_group_writable(emulator, group)
@@ -166,9 +165,8 @@ def delete_fleet(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Delete a fleet with its members, strategies, runs and gates (202, long-running); 204 if absent."""
-    require_subscription(emulator, subscription_id)
-    fleet_id = fleet_resource_id(emulator, group, fleet)
-    emulator.rbac.authorize(caller, action(FLEET_TYPE, "delete"), fleet_id)
+    fleet_id = authorize_in_subscription(emulator, caller, subscription_id, action(FLEET_TYPE, "delete"),
+                                         fleet_resource_id(emulator, group, fleet))
     with emulator.store.transaction():
         get_group(emulator, group)
         record = load(emulator, fleet_id, FLEET_TYPE)

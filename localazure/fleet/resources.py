@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from localazure.arm.common import RESOURCES, api_version, base_url, get_group, require_subscription
+from localazure.arm.common import RESOURCES, get_group, polling_headers, require_subscription
 from localazure.arm.context import Emulator
 from localazure.arm.errors import ArmError, invalid_parameter, not_found
 from localazure.arm.ids import utc_now
@@ -162,14 +162,12 @@ def operation_status_id(emulator: Emulator, operation: Record) -> str:
 def accepted_write(emulator: Emulator, request: Request, operation: Record, body: dict[str, Any],
                    status: int) -> Response:
     """201/200 answer of a PUT that continues as a long-running operation."""
-    headers = emulator.operations.headers(operation, base_url(request), api_version(request))
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=polling_headers(emulator, request, operation))
 
 
 def accepted(emulator: Emulator, request: Request, operation: Record) -> Response:
     """202 answer of a DELETE or POST action that continues as a long-running operation."""
-    headers = emulator.operations.headers(operation, base_url(request), api_version(request))
-    return Response(status_code=202, headers=headers)
+    return Response(status_code=202, headers=polling_headers(emulator, request, operation))
 
 
 def set_state(emulator: Emulator, resource_id: str, state: str, error: dict[str, Any] | None = None) -> None:
