@@ -14,13 +14,20 @@ export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -trimpath -buildvcs=false" CGO_E
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
-# The kube command's source is the same for every minor, but each minor is its own Go module, so each
-# module gets a git-ignored copy of cmd/kube/main.go. The copy is rewritten only when it differs: it is
-# part of inputs_hash, so an unchanged source keeps every stamp valid.
-place_kube_main() {
-  local module
+# The kube command's source (cmd/kube/*.go) is the same for every minor, but each minor is its own Go
+# module, so each module gets git-ignored copies of it. A copy is rewritten only when it differs, and one
+# whose source is gone is removed: the copies are part of inputs_hash, so an unchanged source keeps every
+# stamp valid.
+place_kube_sources() {
+  local module source copy
   for module in "$here"/k8s-v*/; do
-    cmp -s "$here/cmd/kube/main.go" "$module/main.go" || cp "$here/cmd/kube/main.go" "$module/main.go"
+    for copy in "$module"*.go; do
+      if [[ -e "$copy" && ! -e "$here/cmd/kube/$(basename "$copy")" ]]; then rm -f "$copy"; fi
+    done
+    for source in "$here"/cmd/kube/*.go; do
+      copy="$module$(basename "$source")"
+      cmp -s "$source" "$copy" || cp "$source" "$copy"
+    done
   done
 }
 
@@ -119,7 +126,7 @@ build_kube() {
 
 started=$SECONDS
 # Before any hashing: kwok and helm are built in (and hashed over) the same modules as kube.
-place_kube_main
+place_kube_sources
 components=("$@")
 if [[ ${#components[@]} -eq 0 ]]; then
   # Order: what a first cluster needs (etcd, kwok, the older minor) comes first.

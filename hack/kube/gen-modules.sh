@@ -40,7 +40,7 @@ gen_kube_module() {
     (cd "$dir" && go get -tool "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
   fi
   # go mod tidy keeps only what the module's packages import: the kube command must be in place.
-  cp "$here/cmd/kube/main.go" "$dir/main.go"
+  cp "$here"/cmd/kube/*.go "$dir/"
   (cd "$dir" && go mod tidy)
 }
 
