@@ -1,7 +1,8 @@
 // Command kube is one binary holding kube-apiserver, kube-controller-manager, kube-scheduler and
 // kubectl, so the Kubernetes packages are compiled and linked once per minor. It dispatches on the
 // name it was invoked as (a symlink named kube-apiserver, ...) or, when invoked as "kube", on its
-// first argument.
+// first argument. "kube control-plane" runs the apiserver, controller-manager and scheduler together in
+// one process (see controlplane.go).
 package main
 
 import (
@@ -29,6 +30,7 @@ var components = map[string]func() int{
 	"kube-controller-manager": func() int { return cli.Run(controllermanager.NewControllerManagerCommand()) },
 	"kube-scheduler":          func() int { return cli.Run(scheduler.NewSchedulerCommand()) },
 	"kubectl":                 runKubectl,
+	"control-plane":           runControlPlane,
 }
 
 func runKubectl() int {
