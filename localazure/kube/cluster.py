@@ -1,8 +1,12 @@
 """LocalCluster: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler) with kwok-simulated AKS nodes, running as local processes under one home directory.
 
+A cluster runs three processes: etcd, ``kube control-plane`` (apiserver, controller-manager and scheduler
+in one process, which keeps a cluster's memory small) and kwok. A ``kube`` binary built before that mode
+existed runs the three components as separate processes instead.
+
 The cluster's home holds everything: ``cluster.json`` (ports, pids, version, pools), ``pki/``,
-``etcd/`` (data), component kubeconfigs and ``logs/<component>.log``.
+``etcd/`` (data), component kubeconfigs and ``logs/<process>.log``.
 """
 
 from __future__ import annotations
@@ -40,9 +44,14 @@ KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 SERVICE_CIDR = "10.0.0.0/16"  # AKS default
 POD_CIDR = "10.244.0.0/16"  # AKS kubenet default
 
-# Start order; stop runs in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# The process running apiserver, controller-manager and scheduler together (`kube control-plane`).
+COMBINED_CONTROL_PLANE = "control-plane"
+# The control-plane components as separate processes (binaries without the combined mode), in start order.
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# Processes of a cluster whose binary runs separate components, in start order; stop runs in reverse.
+COMPONENTS = ("etcd", *CONTROL_PLANE, "kwok")
+# Every process name either layout records, in start order; stop runs in reverse.
+PROCESS_NAMES = ("etcd", COMBINED_CONTROL_PLANE, *CONTROL_PLANE, "kwok")
 
 # Controllers a cluster without kubelets, cloud provider or CSI does not need. node-lifecycle would taint
 # nodes whose kubelet heartbeat it misses, and kwok's fast stages send none. Every name must exist in every
@@ -81,6 +90,7 @@ MEMORY_LIMITS_MIB = {
     "kube-scheduler": 40,
     "kwok": 40,
 }
+MEMORY_LIMITS_MIB[COMBINED_CONTROL_PLANE] = sum(MEMORY_LIMITS_MIB[name] for name in CONTROL_PLANE)
 GOGC = "50"
 
 _POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
@@ -427,7 +437,7 @@ class LocalCluster:
         ]
 
     def upgrade_control_plane(self, kubernetes_version: str, timeout: float = 180.0) -> None:
-        """Restart apiserver, controller-manager and scheduler on another version's binaries.
+        """Restart apiserver, controller-manager and scheduler on another version's binary.
 
         Objects are kept (etcd keeps running). Like AKS, only a move of at most one minor version up is
         allowed: the same version is a no-op, a downgrade or a skipped minor raises ValueError.
@@ -452,12 +462,12 @@ class LocalCluster:
                 self._save()
                 return
             # kwok restarts too: the apiserver's graceful shutdown hangs while a client's watches stay open.
-            restarted = (*CONTROL_PLANE, "kwok")
+            restarted = tuple(name for name in PROCESS_NAMES if name != "etcd")
             self._stop_processes(only=restarted)
             self._state.kubernetes_version = kubernetes_version
             self._save()
             try:
-                self._start_processes(timeout, only=restarted)
+                self._start_processes(timeout, with_etcd=False)
                 reported = self.server_version().get("gitVersion")
                 if reported != kubernetes_version:
                     raise LocalClusterError(f"the apiserver reports {reported}")
@@ -466,7 +476,7 @@ class LocalCluster:
                 self._stop_processes(only=restarted)
                 self._state.kubernetes_version = current
                 self._save()
-                self._start_processes(timeout, only=restarted)
+                self._start_processes(timeout, with_etcd=False)
                 raise LocalClusterError(
                     f"cluster {self.name!r}: upgrading the control plane from {current} to {kubernetes_version} "
                     f"failed and was rolled back (logs in {self.home / 'logs'}): {error}"
@@ -666,6 +676,16 @@ class LocalCluster:
                 "--log-level=warn",
             ]
         kube = str(toolchain.kube)
+        if component == COMBINED_CONTROL_PLANE:
+            prefixes = {
+                "kube-apiserver": "--apiserver-arg=",
+                "kube-controller-manager": "--controller-manager-arg=",
+                "kube-scheduler": "--scheduler-arg=",
+            }
+            argv = [kube, COMBINED_CONTROL_PLANE]
+            for name, prefix in prefixes.items():
+                argv += [prefix + flag for flag in self._argv(name, toolchain)[2:]]
+            return argv
         if component == "kube-apiserver":
             return [
                 kube, "kube-apiserver",
@@ -737,34 +757,40 @@ class LocalCluster:
     def _ensure_ports_free(self, components: tuple[str, ...]) -> None:
         # Ports recorded at creation may have been taken while the cluster was stopped; pick new ones.
         ports = self._state.ports
-        wanted = {"etcd": ["etcd_client", "etcd_peer"], "kube-apiserver": ["apiserver"], "kwok": ["kwok"]}
+        wanted = {
+            "etcd": ["etcd_client", "etcd_peer"],
+            "kube-apiserver": ["apiserver"],
+            COMBINED_CONTROL_PLANE: ["apiserver"],
+            "kwok": ["kwok"],
+        }
         for component in components:
             for attribute in wanted.get(component, []):
                 if not processes.port_is_free(getattr(ports, attribute)):
                     setattr(ports, attribute, processes.allocate_ports(1)[0])
 
-    def _start_processes(self, timeout: float, only: tuple[str, ...] = COMPONENTS) -> None:
+    def _start_processes(self, timeout: float, with_etcd: bool = True) -> None:
+        """Start the cluster's processes (all, or all but a running etcd); the binary decides the layout."""
         toolchain = Toolchain.for_version(self.version)
-        self._ensure_ports_free(only)
+        control_plane = (COMBINED_CONTROL_PLANE,) if toolchain.has_combined_control_plane else CONTROL_PLANE
+        started = (("etcd",) if with_etcd else ()) + control_plane + ("kwok",)
+        self._ensure_ports_free(started)
         deadline = time.monotonic() + timeout
-        if "etcd" in only:
+        if with_etcd:
             self._spawn("etcd", toolchain)
-        if "kube-apiserver" in only:
-            # The apiserver retries its etcd connection, so both boot in parallel.
-            self._spawn("kube-apiserver", toolchain)
+        # The apiserver retries its etcd connection, so both boot in parallel.
+        self._spawn(control_plane[0], toolchain)
         self._wait_apiserver_ready(deadline)
         # Clients start once the apiserver is ready: the controller-manager gives up when the apiserver is
-        # not healthy within 10 s, which a loaded 2-core host can exceed when several clusters boot.
-        for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
-            if component in only:
-                self._spawn(component, toolchain)
-        if "kube-controller-manager" in only:
-            self._wait_default_service_account(deadline)
-        self._check_alive(only)
+        # not healthy within 10 s, which a loaded 2-core host can exceed when several clusters boot. The
+        # combined process waits for its apiserver the same way before starting the other two.
+        for component in (*control_plane[1:], "kwok"):
+            self._spawn(component, toolchain)
+        self._wait_default_service_account(deadline)
+        self._check_alive(started)
 
-    def _stop_processes(self, only: tuple[str, ...] = COMPONENTS) -> None:
+    def _stop_processes(self, only: tuple[str, ...] = PROCESS_NAMES) -> None:
         # Stop clients before the servers they talk to (kwok, scheduler, controller-manager, apiserver, etcd).
-        names = [name for name in reversed(COMPONENTS) if name in only and name in self._state.processes]
+        names = [name for name in reversed(PROCESS_NAMES) if name in only and name in self._state.processes]
         for record in (self._state.processes[name] for name in names):
             # Components shut down in well under a second once their clients are gone; etcd keeps the data,
             # so a SIGKILL after the grace period loses nothing.
@@ -782,9 +808,9 @@ class LocalCluster:
             shutil.rmtree(self.home, ignore_errors=True)
 
     def _all_alive(self) -> bool:
-        return all(
-            name in self._state.processes and processes.is_alive(self._state.processes[name]) for name in COMPONENTS
-        )
+        recorded = self._state.processes
+        expected = ("etcd", COMBINED_CONTROL_PLANE, "kwok") if COMBINED_CONTROL_PLANE in recorded else COMPONENTS
+        return all(name in recorded and processes.is_alive(recorded[name]) for name in expected)
 
     def _check_alive(self, components: tuple[str, ...]) -> None:
         for name in components:
@@ -827,7 +853,10 @@ class LocalCluster:
 
     def _wait_apiserver_ready(self, deadline: float) -> None:
         self._wait_until(
-            "kube-apiserver /readyz", deadline, lambda: self._get("/readyz")[0] == 200, ("etcd", "kube-apiserver")
+            "kube-apiserver /readyz",
+            deadline,
+            lambda: self._get("/readyz")[0] == 200,
+            ("etcd", "kube-apiserver", COMBINED_CONTROL_PLANE),
         )
 
     def _wait_default_service_account(self, deadline: float) -> None:
@@ -836,7 +865,7 @@ class LocalCluster:
             "the default ServiceAccount",
             deadline,
             lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
-            ("kube-apiserver", "kube-controller-manager"),
+            ("kube-apiserver", "kube-controller-manager", COMBINED_CONTROL_PLANE),
         )
 
     # ----------------------------------------------------------------------------------------------
@@ -960,7 +989,7 @@ class LocalCluster:
             }
             return wanted <= ready
 
-        self._wait_until(f"nodes {sorted(wanted)} Ready", time.monotonic() + timeout, all_ready, COMPONENTS)
+        self._wait_until(f"nodes {sorted(wanted)} Ready", time.monotonic() + timeout, all_ready, PROCESS_NAMES)
 
 
 def _normalized(version: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +78,28 @@ class Toolchain:
                 "run `make tools`"
             )
         return cls(etcd=_newest("etcd-", "etcd"), kwok=_newest("kwok-", "kwok"), kube=kube)
+
+    @property
+    def has_combined_control_plane(self) -> bool:
+        """Whether the kube binary can run apiserver, controller-manager and scheduler as one process."""
+        stat = self.kube.stat()
+        return _has_control_plane_mode(str(self.kube), stat.st_mtime_ns, stat.st_size)
+
+
+# What `kube control-plane --help` prints; binaries built before the mode existed print their usage instead.
+_CONTROL_PLANE_USAGE = "usage: kube control-plane"
+
+
+@functools.cache
+def _has_control_plane_mode(kube: str, mtime_ns: int, size: int) -> bool:
+    # Cached per build of the binary (its mtime and size are part of the key): the probe runs the binary.
+    try:
+        result = subprocess.run(
+            [kube, "control-plane", "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and result.stdout.startswith(_CONTROL_PLANE_USAGE)
 
 
 def helm_binary() -> Path:

@@ -195,6 +195,34 @@ def test_load_cleans_up_a_cluster_whose_creation_was_interrupted(tmp_path: Path)
     assert not (tmp_path / "c1").exists()
 
 
+def test_combined_control_plane_is_used_only_when_the_binary_has_the_mode(fake_tools: Path) -> None:
+    toolchain = Toolchain.for_version("v1.37.2")
+    assert not toolchain.has_combined_control_plane  # the placeholder prints no control-plane usage
+    toolchain.kube.write_text(
+        '#!/bin/sh\n[ "$1 $2" = "control-plane --help" ] && echo "usage: kube control-plane [--apiserver-arg=FLAG]"\n'
+    )
+    assert toolchain.has_combined_control_plane
+
+
+def test_combined_control_plane_argv_passes_each_components_flags_with_its_prefix(
+    fake_tools: Path, tmp_path: Path
+) -> None:
+    cluster = _cluster_at("v1.37.2", tmp_path / "c1")
+    toolchain = Toolchain.for_version("v1.37.2")
+    argv = cluster._argv("control-plane", toolchain)
+    assert argv[:2] == [str(toolchain.kube), "control-plane"]
+    passed = 0
+    for component, prefix in [
+        ("kube-apiserver", "--apiserver-arg="),
+        ("kube-controller-manager", "--controller-manager-arg="),
+        ("kube-scheduler", "--scheduler-arg="),
+    ]:
+        flags = [arg.removeprefix(prefix) for arg in argv[2:] if arg.startswith(prefix)]
+        assert flags == cluster._argv(component, toolchain)[2:]
+        passed += len(flags)
+    assert passed == len(argv) - 2
+
+
 def test_process_identity_survives_and_terminate_kills_the_session(tmp_path: Path) -> None:
     record = processes.spawn([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "sleep.log")
     assert processes.is_alive(record)
