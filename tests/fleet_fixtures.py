@@ -21,6 +21,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from flows.join import join
 from flows.local_mode import save_local_blocks
 from flows.provision import provision
+from flows.teardown import teardown
 from tasks.clients import load_azure_clients
 from tasks.spec import FleetSpec, load_spec
 
@@ -65,12 +66,18 @@ def write_spec(tmp_path: Path, name: str, wait_seconds: int = 2000) -> Path:
 
 @pytest.fixture
 def fleet(local_azure, prefect_server, tmp_path, fresh_name) -> Iterator[FleetUnderTest]:
-    """A fresh three-region fleet, provisioned and joined through the flows."""
+    """A fresh three-region fleet, provisioned and joined through the flows, torn down afterwards.
+
+    The session's emulator and service-operator principal are shared, so the teardown matters: it removes
+    this fleet's role assignment, which other tests count.
+    """
     spec_path = write_spec(tmp_path, f"up{fresh_name}")
     save_local_blocks(local_azure.state_dir, fleet=str(spec_path))
     assert provision(fleet=str(spec_path), return_state=True).is_completed()
     assert join(fleet=str(spec_path), return_state=True).is_completed()
     yield FleetUnderTest(spec_path, load_spec(spec_path))
+    removed = teardown(fleet=str(spec_path), force=True, return_state=True)
+    assert removed.is_completed(), removed.message
 
 
 def paused_run_for(spec_path: Path, timeout: float = 90.0, exclude: frozenset[Any] = frozenset()) -> FlowRun:
