@@ -14,7 +14,13 @@ from tasks.status import publish_fleet_status
 @flow(name="join", task_runner=region_task_runner(), log_prints=False)
 def join(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure",
          remove_unlisted: bool = False) -> list[Outcome]:
-    """Join each cluster as a member in its update group; remove members not in the spec only if asked to."""
+    """Join each cluster as a member in its update group; remove members not in the spec only if asked to.
+
+    Args:
+        fleet: The fleet spec: a YAML path such as fleet.yaml, or block:<name> for a saved fleet-spec block.
+        credentials_block: Name of the fleetflow Azure Service Principal block to authenticate with.
+        remove_unlisted: Remove fleet members the spec no longer lists (they are only reported otherwise).
+    """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
     clusters = spec.clusters()

@@ -16,7 +16,16 @@ def lifecycle(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azu
               upgrade_to: str | None = None, approval_timeout_seconds: int = 3600,
               poll_seconds: float = 5.0) -> None:
     """Provision, join and validate the fleet; with `upgrade_to`, upgrade it stage by stage (pausing for an
-    approval between stages); then tear everything down unless keep is set."""
+    approval between stages); then tear everything down unless keep is set.
+
+    Args:
+        fleet: The fleet spec: a YAML path such as fleet.yaml, or block:<name> for a saved fleet-spec block.
+        credentials_block: Name of the fleetflow Azure Service Principal block to authenticate with.
+        keep: Keep the fleet at the end instead of tearing it down.
+        upgrade_to: Kubernetes version for a Full staged upgrade after validation; empty skips the upgrade.
+        approval_timeout_seconds: How long the upgrade waits for an approval before it stops the update run.
+        poll_seconds: How often the upgrade reads the update run.
+    """
     logger = get_run_logger()
     provision(fleet=fleet, credentials_block=credentials_block)
     join(fleet=fleet, credentials_block=credentials_block)

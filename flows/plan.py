@@ -28,7 +28,11 @@ def plan_rows(spec: FleetSpec) -> list[dict[str, object]]:
 
 @flow(name="plan", log_prints=False)
 def plan(fleet: str = "fleet.yaml") -> list[dict[str, object]]:
-    """Validate the fleet spec (a path or `block:<name>`) and publish the resources it describes."""
+    """Validate the fleet spec (a path or `block:<name>`) and publish the resources it describes.
+
+    Args:
+        fleet: The fleet spec: a YAML path such as fleet.yaml, or block:<name> for a saved fleet-spec block.
+    """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
     rows = plan_rows(spec)

@@ -16,7 +16,12 @@ from tasks.status import publish_fleet_status
 
 @flow(name="provision", task_runner=region_task_runner(), log_prints=False)
 def provision(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure") -> list[Outcome]:
-    """Create or converge the fleet's Azure resources; safe to re-run at any point (a second run changes nothing)."""
+    """Create or converge the fleet's Azure resources; safe to re-run at any point (a second run changes nothing).
+
+    Args:
+        fleet: The fleet spec: a YAML path such as fleet.yaml, or block:<name> for a saved fleet-spec block.
+        credentials_block: Name of the fleetflow Azure Service Principal block to authenticate with.
+    """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
     # Fail before touching Azure if the service operator's principal cannot be granted its role.

@@ -173,6 +173,16 @@ def staged_upgrade(
 
     Kubernetes version is required for Full and ControlPlaneOnly and refused for NodeImageOnly. Running
     it again with the same parameters attaches to the update run already in progress.
+
+    Args:
+        fleet: The fleet spec: a YAML path such as fleet.yaml, or block:<name> for a saved fleet-spec block.
+        credentials_block: Name of the fleetflow Azure Service Principal block to authenticate with.
+        upgrade_type: Full (control plane, then node images), ControlPlaneOnly or NodeImageOnly.
+        kubernetes_version: Target version, e.g. 1.37 or 1.37.2; required unless upgrade_type is NodeImageOnly.
+        node_image_selection: Latest (newest image at each member's turn) or Consistent (one image for all).
+        stages: Stages of update groups to use instead of the fleet spec's update strategy.
+        approval_timeout_seconds: How long to wait for an approval before stopping the update run.
+        poll_seconds: How often to read the update run.
     """
     logger = get_run_logger()
     request = UpgradeRequest(upgrade_type=upgrade_type, kubernetes_version=kubernetes_version,

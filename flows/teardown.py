@@ -21,6 +21,11 @@ def teardown(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azur
 
     Every task reads the resource's ownership tags before deleting it. A resource group that still holds
     resources fleetflow does not own is kept (its contents are listed) unless force is set.
+
+    Args:
+        fleet: The fleet spec: a YAML path such as fleet.yaml, or block:<name> for a saved fleet-spec block.
+        credentials_block: Name of the fleetflow Azure Service Principal block to authenticate with.
+        force: Delete the resource group even when it holds resources fleetflow does not own.
     """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)

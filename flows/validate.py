@@ -97,7 +97,12 @@ def check_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str)
 
 @flow(name="validate", task_runner=region_task_runner(), log_prints=False)
 def validate(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure") -> list[Check]:
-    """Run every check, publish them as a table artifact, and fail naming each failed check."""
+    """Run every check, publish them as a table artifact, and fail naming each failed check.
+
+    Args:
+        fleet: The fleet spec: a YAML path such as fleet.yaml, or block:<name> for a saved fleet-spec block.
+        credentials_block: Name of the fleetflow Azure Service Principal block to authenticate with.
+    """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
     futures = [check_fleet.submit(spec, credentials_block),

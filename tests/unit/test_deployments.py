@@ -26,3 +26,17 @@ def test_nightly_upgrade_is_node_image_only_consistent_on_a_cron_with_timezone()
 
 def test_every_deployment_runs_on_the_process_pool():
     assert {entry.work_pool for entry in load_catalog()} == {"fleetflow"}
+
+
+def test_every_flow_parameter_has_a_description_for_the_ui_form():
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.utilities.callables import parameter_schema
+
+    undocumented = []
+    for entry in load_catalog():
+        module, name = entry.entrypoint.split(":")
+        flow = load_flow_from_entrypoint(f"{REPO_ROOT / module}:{name}")
+        for parameter, schema in parameter_schema(flow.fn).model_dump()["properties"].items():
+            if not schema.get("description"):
+                undocumented.append(f"{entry.name}.{parameter}")
+    assert undocumented == []
