@@ -43,14 +43,12 @@ def check_fleet(spec: FleetSpec, credentials_block: str) -> list[Check]:
 
 
 def _nodes_check(cluster: ClusterSpec, kubeconfig: str) -> list[Check]:
-    api = kubernetes_api_client(kubeconfig)
     try:
-        nodes = kube_client.CoreV1Api(api).list_node(_request_timeout=30).items
-        server = kube_client.VersionApi(api).get_code(_request_timeout=30).git_version
+        with kubernetes_api_client(kubeconfig) as api:
+            nodes = kube_client.CoreV1Api(api).list_node(_request_timeout=30).items
+            server = kube_client.VersionApi(api).get_code(_request_timeout=30).git_version
     except Exception as error:  # any failure to talk to the API server means "not reachable"
         return [_check("reachable", cluster.name, False, f"{type(error).__name__}: {error}")]
-    finally:
-        api.close()
     not_ready = [node.metadata.name if node.metadata else "?" for node in nodes
                  if not any(c.type == "Ready" and c.status == "True"
                             for c in ((node.status.conditions if node.status else None) or []))]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -148,9 +149,23 @@ def load_azure_clients(block_name: str) -> AzureClients:
     return azure_clients(AzureServicePrincipal.load(block_name))  # type: ignore[arg-type]
 
 
-def kubernetes_api_client(kubeconfig: str) -> kube_client.ApiClient:
-    """A Kubernetes API client for a kubeconfig held in memory (YAML text)."""
-    return kube_config.new_client_from_config_dict(yaml.safe_load(kubeconfig))
+@contextlib.contextmanager
+def kubernetes_api_client(kubeconfig: str) -> Iterator[kube_client.ApiClient]:
+    """A Kubernetes API client for a kubeconfig held in memory (YAML text), for the `with` block only.
+
+    The client library needs the CA, client certificate and key as files; they go to a private 0700
+    directory that is removed, with the library's cache entries for it, when the block ends.
+    """
+    directory = tempfile.mkdtemp(prefix="fleetflow-kube-")
+    api = kube_config.new_client_from_config_dict(yaml.safe_load(kubeconfig), temp_file_path=directory)
+    try:
+        yield api
+    finally:
+        api.close()
+        cache = getattr(kube_config, "_temp_files", {})
+        for key in [key for key, path in cache.items() if str(path).startswith(directory + os.sep)]:
+            cache.pop(key, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextlib.contextmanager
