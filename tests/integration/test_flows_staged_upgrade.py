@@ -154,3 +154,18 @@ def test_killed_flow_is_resumed_by_a_rerun_without_a_second_update_run(fleet, tm
     assert outcome["state"].is_completed(), outcome["state"]
     assert len(fleet.update_runs()) == 1
     assert all(version.startswith("1.37") for version in fleet.versions().values())
+
+
+def test_a_failing_prod_member_fails_the_flow_naming_each_members_result(fleet, knobs_restored):
+    failing = fleet.group_of("prod-group")[0]
+    knobs_restored.set_knobs(fail=[f"aks.upgrade:{failing}"])
+    thread, outcome = run_in_background(lambda: upgrade(fleet))
+    answer_pending_approval(str(paused_run_for(fleet.spec_path).id), approve=True, comment="", approver="ops")
+    thread.join(timeout=120)
+
+    state = outcome["state"]
+    assert state.is_failed()
+    assert "ended Failed" in state.message and f"{failing.lower()} Failed" in state.message
+    test_member = fleet.group_of("test-group")[0].lower()
+    assert f"{test_member} Completed" in state.message
+    assert not fleet.versions()[failing].startswith("1.37")
