@@ -8,7 +8,7 @@ import time
 from typing import Any, cast
 from uuid import UUID
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
@@ -20,6 +20,7 @@ from tasks import update_runs
 from tasks.artifacts import artifact_key, publish_markdown, publish_table
 from tasks.clients import AzureClients, load_azure_clients
 from tasks.fleet_source import resolve_fleet_spec
+from tasks.retry import azure_call, azure_task
 from tasks.spec import FleetSpec, NodeImageSelection, StageSpec, UpgradeType
 from tasks.update_runs import PendingGate, RunView, UpgradeRequest
 
@@ -44,60 +45,80 @@ class UpdateRunFailed(RuntimeError):
     """The update run ended without completing."""
 
 
-@task(name="ensure-update-strategy", retries=2, retry_delay_seconds=5)
-def ensure_update_strategy(clients: AzureClients, spec: FleetSpec, stages: list[StageSpec]) -> str:
+def _fleet_id(clients: AzureClients, spec: FleetSpec, child: str = "") -> str:
+    return (f"/subscriptions/{clients.subscription_id}/resourceGroups/{spec.resource_group_name}"
+            f"/providers/Microsoft.ContainerService/fleets/{spec.name}{child}")
+
+
+@azure_task(name="ensure-update-strategy")
+def ensure_update_strategy(spec: FleetSpec, stages: list[StageSpec], credentials: str) -> str:
     """Create or update the fleet's update strategy from the spec; returns its resource id."""
     logger = get_run_logger()
+    clients = load_azure_clients(credentials)
     strategy = update_runs.desired_strategy(stages, spec.update_strategy.approval_between_stages)
-    strategy_id, changed = update_runs.ensure_strategy(clients, spec.resource_group_name, spec.name,
-                                                       spec.update_strategy.name, strategy)
+    with azure_call("create or update update strategy",
+                    _fleet_id(clients, spec, f"/updateStrategies/{spec.update_strategy.name}")):
+        strategy_id, changed = update_runs.ensure_strategy(clients, spec.resource_group_name, spec.name,
+                                                           spec.update_strategy.name, strategy)
     logger.info("update strategy %s %s", strategy_id, "created or updated" if changed else "unchanged")
     return strategy_id
 
 
-@task(name="attach-or-start-update-run", retries=2, retry_delay_seconds=5)
-def attach_or_start_run(clients: AzureClients, spec: FleetSpec, request: UpgradeRequest,
-                        stages: list[StageSpec], strategy_id: str) -> str:
+@azure_task(name="attach-or-start-update-run")
+def attach_or_start_run(spec: FleetSpec, request: UpgradeRequest, stages: list[StageSpec], strategy_id: str,
+                        credentials: str) -> str:
     """Attach to this request's update run if one is in progress, else create and start a new one."""
     logger = get_run_logger()
+    clients = load_azure_clients(credentials)
     group, fleet = spec.resource_group_name, spec.name
     prefix = update_runs.run_name_prefix(fleet, request, stages)
-    active, names = update_runs.find_active_run(clients, group, fleet, prefix)
+    with azure_call("find update run", _fleet_id(clients, spec, f"/updateRuns/{prefix}-*")):
+        active, names = update_runs.find_active_run(clients, group, fleet, prefix)
     if active is not None:
         view = update_runs.view_run(active)
         logger.info("attaching to update run %s already in state %s", view.name, view.state)
         if view.state == "NotStarted":
-            update_runs.start_run(clients, group, fleet, view.name)
+            with azure_call("start update run", _fleet_id(clients, spec, f"/updateRuns/{view.name}")):
+                update_runs.start_run(clients, group, fleet, view.name)
         return view.name
     name = update_runs.next_run_name(prefix, names)
-    update_runs.create_run(clients, group, fleet, name, strategy_id, request)
-    update_runs.start_run(clients, group, fleet, name)
+    # A retry after a crash between create and start finds the run NotStarted above and starts it.
+    with azure_call("create and start update run", _fleet_id(clients, spec, f"/updateRuns/{name}")):
+        update_runs.create_run(clients, group, fleet, name, strategy_id, request)
+        update_runs.start_run(clients, group, fleet, name)
     logger.info("started update run %s (%s %s)", name, request.upgrade_type,
                 request.kubernetes_version or request.node_image_selection)
     return name
 
 
-@task(name="read-cluster-versions", retries=2, retry_delay_seconds=5)
-def read_cluster_versions(clients: AzureClients, resource_group: str) -> dict[str, str]:
+@azure_task(name="read-cluster-versions")
+def read_cluster_versions(spec: FleetSpec, credentials: str) -> dict[str, str]:
     """Kubernetes and node-image versions of the fleet's clusters."""
-    return update_runs.cluster_versions(clients, resource_group)
+    clients = load_azure_clients(credentials)
+    with azure_call("list clusters", f"/subscriptions/{clients.subscription_id}/resourceGroups/"
+                                     f"{spec.resource_group_name}"):
+        return update_runs.cluster_versions(clients, spec.resource_group_name)
 
 
-@task(name="follow-update-run")
-def follow_run(clients: AzureClients, spec: FleetSpec, run_name: str, progress_artifact_id: UUID,
-               versions_before: dict[str, str], poll_seconds: float) -> RunView:
+@azure_task(name="follow-update-run")
+def follow_run(spec: FleetSpec, run_name: str, progress_artifact_id: UUID, versions_before: dict[str, str],
+               poll_seconds: float, credentials: str) -> RunView:
     """Poll the run until it waits at a gate or ends, keeping the progress and member artifacts current."""
     logger = get_run_logger()
+    clients = load_azure_clients(credentials)
+    run_id = _fleet_id(clients, spec, f"/updateRuns/{run_name}")
     last_states: dict[str, str] = {}
     last_progress = -1.0
     while True:
-        view = update_runs.view_run(update_runs.read_run(clients, spec.resource_group_name, spec.name, run_name))
+        with azure_call("read update run", run_id):
+            view = update_runs.view_run(update_runs.read_run(clients, spec.resource_group_name, spec.name, run_name))
         states = {member.member: member.state for member in view.members}
         if states != last_states:
             for member, state in states.items():
                 if last_states.get(member) != state:
                     logger.info("member %s: %s", member, state)
-            versions_now = update_runs.cluster_versions(clients, spec.resource_group_name)
+            with azure_call("list clusters", run_id):
+                versions_now = update_runs.cluster_versions(clients, spec.resource_group_name)
             publish_table(f"upgrade-members-{spec.name}", update_runs.member_rows(view, versions_before, versions_now),
                           f"Members of update run {run_name}")
             last_states = states
@@ -109,16 +130,20 @@ def follow_run(clients: AzureClients, spec: FleetSpec, run_name: str, progress_a
         time.sleep(poll_seconds)
 
 
-@task(name="complete-approval-gate", retries=2, retry_delay_seconds=5)
-def complete_gate(clients: AzureClients, spec: FleetSpec, gate: PendingGate) -> None:
+@azure_task(name="complete-approval-gate")
+def complete_gate(spec: FleetSpec, gate: PendingGate, credentials: str) -> None:
     """Complete the Fleet approval gate so the next stage starts."""
-    update_runs.complete_gate(clients, spec.resource_group_name, spec.name, gate.gate_name)
+    clients = load_azure_clients(credentials)
+    with azure_call("complete approval gate", gate.gate_id):
+        update_runs.complete_gate(clients, spec.resource_group_name, spec.name, gate.gate_name)
 
 
-@task(name="stop-update-run", retries=2, retry_delay_seconds=5)
-def stop_update_run(clients: AzureClients, spec: FleetSpec, run_name: str) -> None:
+@azure_task(name="stop-update-run")
+def stop_update_run(spec: FleetSpec, run_name: str, credentials: str) -> None:
     """Stop the update run so no further member is upgraded."""
-    update_runs.stop_run(clients, spec.resource_group_name, spec.name, run_name)
+    clients = load_azure_clients(credentials)
+    with azure_call("stop update run", _fleet_id(clients, spec, f"/updateRuns/{run_name}")):
+        update_runs.stop_run(clients, spec.resource_group_name, spec.name, run_name)
 
 
 def _ask_for_approval(report: str, gate: PendingGate, timeout_seconds: int,
@@ -189,39 +214,39 @@ def staged_upgrade(
                              node_image_selection=node_image_selection, stages=stages)
     spec = resolve_fleet_spec(fleet)
     chosen_stages = update_runs.desired_stages(spec, request.stages)
-    clients = load_azure_clients(credentials_block)
+    credentials = credentials_block
 
-    versions_before = read_cluster_versions(clients, spec.resource_group_name)
-    strategy_id = ensure_update_strategy(clients, spec, chosen_stages)
-    run_name = attach_or_start_run(clients, spec, request, chosen_stages, strategy_id)
+    versions_before = read_cluster_versions(spec, credentials)
+    strategy_id = ensure_update_strategy(spec, chosen_stages, credentials)
+    run_name = attach_or_start_run(spec, request, chosen_stages, strategy_id, credentials)
     progress_id = cast(UUID, create_progress_artifact(0.0, key=artifact_key("upgrade-progress", spec.name),
                                                       description=f"Members done in update run {run_name}"))
 
     while True:
-        view = follow_run(clients, spec, run_name, progress_id, versions_before, poll_seconds)
+        view = follow_run(spec, run_name, progress_id, versions_before, poll_seconds, credentials)
         if view.is_terminal:
             break
         gate = view.pending_gate
         assert gate is not None  # follow_run returns only at a gate or at the end
-        versions_now = read_cluster_versions(clients, spec.resource_group_name)
+        versions_now = read_cluster_versions(spec, credentials)
         report = update_runs.stage_report(view, gate.previous_stage, versions_before, versions_now)
         publish_markdown(f"upgrade-approval-{spec.name}", report, f"Approve stage {gate.next_stage} of {run_name}?")
         logger.info("update run %s waits for approval of stage %s", run_name, gate.next_stage)
         answer = _ask_for_approval(report, gate, approval_timeout_seconds, poll_seconds)
         if answer is None:
-            stop_update_run(clients, spec, run_name)
+            stop_update_run(spec, run_name, credentials)
             raise UpgradeNotApproved(f"nobody approved stage {gate.next_stage} of update run {run_name} within "
                                      f"{approval_timeout_seconds}s; the update run was stopped")
         if not answer.approve:
-            stop_update_run(clients, spec, run_name)
+            stop_update_run(spec, run_name, credentials)
             who = answer.approver or "an approver"
             raise UpgradeNotApproved(f"stage {gate.next_stage} of update run {run_name} rejected by {who}: "
                                      f"{answer.comment or 'no reason given'}; the update run was stopped")
         logger.info("stage %s approved by %s: %s", gate.next_stage, answer.approver or "an approver",
                     answer.comment or "-")
-        complete_gate(clients, spec, gate)
+        complete_gate(spec, gate, credentials)
 
-    versions_now = read_cluster_versions(clients, spec.resource_group_name)
+    versions_now = read_cluster_versions(spec, credentials)
     rows = update_runs.member_rows(view, versions_before, versions_now)
     publish_table(f"upgrade-members-{spec.name}", rows, f"Members of update run {run_name}: {view.state}")
     publish_markdown(f"upgrade-result-{spec.name}", update_runs.stage_report(view, None, versions_before, versions_now),
