@@ -20,6 +20,7 @@ from tasks import update_runs
 from tasks.artifacts import artifact_key, publish_markdown, publish_table
 from tasks.clients import AzureClients, load_azure_clients
 from tasks.fleet_source import resolve_fleet_spec
+from tasks.fleets import fleet_id
 from tasks.retry import azure_call, azure_task
 from tasks.spec import FleetSpec, NodeImageSelection, StageSpec, UpgradeType
 from tasks.update_runs import PendingGate, RunView, UpgradeRequest
@@ -46,8 +47,7 @@ class UpdateRunFailed(RuntimeError):
 
 
 def _fleet_id(clients: AzureClients, spec: FleetSpec, child: str = "") -> str:
-    return (f"/subscriptions/{clients.subscription_id}/resourceGroups/{spec.resource_group_name}"
-            f"/providers/Microsoft.ContainerService/fleets/{spec.name}{child}")
+    return fleet_id(clients.subscription_id, spec) + child
 
 
 @azure_task(name="ensure-update-strategy")
@@ -94,10 +94,7 @@ def attach_or_start_run(spec: FleetSpec, request: UpgradeRequest, stages: list[S
 @azure_task(name="read-cluster-versions")
 def read_cluster_versions(spec: FleetSpec, credentials: str) -> dict[str, str]:
     """Kubernetes and node-image versions of the fleet's clusters."""
-    clients = load_azure_clients(credentials)
-    with azure_call("list clusters", f"/subscriptions/{clients.subscription_id}/resourceGroups/"
-                                     f"{spec.resource_group_name}"):
-        return update_runs.cluster_versions(clients, spec.resource_group_name)
+    return update_runs.cluster_versions(load_azure_clients(credentials), spec)
 
 
 @azure_task(name="follow-update-run")
@@ -117,8 +114,7 @@ def follow_run(spec: FleetSpec, run_name: str, progress_artifact_id: UUID, versi
             for member, state in states.items():
                 if last_states.get(member) != state:
                     logger.info("member %s: %s", member, state)
-            with azure_call("list clusters", run_id):
-                versions_now = update_runs.cluster_versions(clients, spec.resource_group_name)
+            versions_now = update_runs.cluster_versions(clients, spec)
             publish_table(f"upgrade-members-{spec.name}", update_runs.member_rows(view, versions_before, versions_now),
                           f"Members of update run {run_name}")
             last_states = states
@@ -214,39 +210,37 @@ def staged_upgrade(
                              node_image_selection=node_image_selection, stages=stages)
     spec = resolve_fleet_spec(fleet)
     chosen_stages = update_runs.desired_stages(spec, request.stages)
-    credentials = credentials_block
-
-    versions_before = read_cluster_versions(spec, credentials)
-    strategy_id = ensure_update_strategy(spec, chosen_stages, credentials)
-    run_name = attach_or_start_run(spec, request, chosen_stages, strategy_id, credentials)
+    versions_before = read_cluster_versions(spec, credentials_block)
+    strategy_id = ensure_update_strategy(spec, chosen_stages, credentials_block)
+    run_name = attach_or_start_run(spec, request, chosen_stages, strategy_id, credentials_block)
     progress_id = cast(UUID, create_progress_artifact(0.0, key=artifact_key("upgrade-progress", spec.name),
                                                       description=f"Members done in update run {run_name}"))
 
     while True:
-        view = follow_run(spec, run_name, progress_id, versions_before, poll_seconds, credentials)
+        view = follow_run(spec, run_name, progress_id, versions_before, poll_seconds, credentials_block)
         if view.is_terminal:
             break
         gate = view.pending_gate
         assert gate is not None  # follow_run returns only at a gate or at the end
-        versions_now = read_cluster_versions(spec, credentials)
+        versions_now = read_cluster_versions(spec, credentials_block)
         report = update_runs.stage_report(view, gate.previous_stage, versions_before, versions_now)
         publish_markdown(f"upgrade-approval-{spec.name}", report, f"Approve stage {gate.next_stage} of {run_name}?")
         logger.info("update run %s waits for approval of stage %s", run_name, gate.next_stage)
         answer = _ask_for_approval(report, gate, approval_timeout_seconds, poll_seconds)
         if answer is None:
-            stop_update_run(spec, run_name, credentials)
+            stop_update_run(spec, run_name, credentials_block)
             raise UpgradeNotApproved(f"nobody approved stage {gate.next_stage} of update run {run_name} within "
                                      f"{approval_timeout_seconds}s; the update run was stopped")
         if not answer.approve:
-            stop_update_run(spec, run_name, credentials)
+            stop_update_run(spec, run_name, credentials_block)
             who = answer.approver or "an approver"
             raise UpgradeNotApproved(f"stage {gate.next_stage} of update run {run_name} rejected by {who}: "
                                      f"{answer.comment or 'no reason given'}; the update run was stopped")
         logger.info("stage %s approved by %s: %s", gate.next_stage, answer.approver or "an approver",
                     answer.comment or "-")
-        complete_gate(spec, gate, credentials)
+        complete_gate(spec, gate, credentials_block)
 
-    versions_now = read_cluster_versions(spec, credentials)
+    versions_now = read_cluster_versions(spec, credentials_block)
     rows = update_runs.member_rows(view, versions_before, versions_now)
     publish_table(f"upgrade-members-{spec.name}", rows, f"Members of update run {run_name}: {view.state}")
     publish_markdown(f"upgrade-result-{spec.name}", update_runs.stage_report(view, None, versions_before, versions_now),

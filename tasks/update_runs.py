@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.containerservicefleet import models as fleet_models
 from pydantic import BaseModel, Field, model_validator
 
+from tasks.aks import cluster_version, list_clusters
 from tasks.clients import AzureClients
 from tasks.spec import FleetSpec, NodeImageSelection, StageSpec, UpgradeType, parse_kubernetes_version
 
@@ -310,15 +311,11 @@ def complete_gate(clients: AzureClients, resource_group: str, fleet: str, gate_n
     clients.fleet.gates.begin_update(resource_group, fleet, gate_name, patch).result()
 
 
-def cluster_versions(clients: AzureClients, resource_group: str) -> dict[str, str]:
+def cluster_versions(clients: AzureClients, spec: FleetSpec) -> dict[str, str]:
     """Each cluster's Kubernetes and node-image versions, keyed by lower-case resource id."""
     versions = {}
-    for cluster in clients.containerservice.managed_clusters.list_by_resource_group(resource_group):
+    for cluster in list_clusters(clients, spec):
         images = sorted({pool.node_image_version for pool in cluster.agent_pool_profiles or []
                          if pool.node_image_version})
-        kubernetes = cluster.current_kubernetes_version or cluster.kubernetes_version or "?"
-        versions[str(cluster.id).lower()] = f"{kubernetes} ({', '.join(images) or 'no image'})"
+        versions[str(cluster.id).lower()] = f"{cluster_version(cluster) or '?'} ({', '.join(images) or 'no image'})"
     return versions
-
-
-ApprovalDecision = Literal["approved", "rejected", "timed-out"]
