@@ -99,16 +99,28 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def prefect_server_for_demo(home: Path) -> Iterator[str | None]:
-    """Yield the Prefect API URL to use: the configured one, or a temporary local server started here."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """Yield the Prefect API URL to use: None for the configured one, or a temporary local server's."""
+    from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
         yield None
         return
+    with temporary_prefect_server(home) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def temporary_prefect_server(home: Path) -> Iterator[str]:
+    """Start a Prefect server (API and UI) in `home`, point this process at it, and stop it afterwards."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     home.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # The UI learns its API address from these; without them it would call the default port 4200.
+    environment = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                   "PREFECT_UI_API_URL": url, "PREFECT_SERVER_API_PORT": str(port)}
+    environment.pop("PREFECT_API_URL", None)
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
     with open(home / "server.log", "ab") as log:
         server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
