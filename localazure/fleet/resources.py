@@ -1,19 +1,32 @@
-"""What every Fleet resource type shares: ids, names, stored records, system data, LRO answers."""
+"""What every Fleet resource type shares: ids, names, parents and children, LRO answers.
+
+The generic envelope (eTag, systemData, tags, If-Match, LRO answers) lives in `localazure.arm.envelope`.
+"""
 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from localazure.arm.common import RESOURCES, get_group, polling_headers, require_subscription
+from localazure.arm.common import RESOURCES, get_group, require_subscription
 from localazure.arm.context import Emulator
-from localazure.arm.errors import ArmError, invalid_parameter, not_found
-from localazure.arm.ids import utc_now
+from localazure.arm.envelope import (  # noqa: F401 - the generic envelope, re-exported for the Fleet modules
+    accepted,
+    accepted_write,
+    check_etag,
+    delete_records,
+    load,
+    mark_modified,
+    new_etag,
+    properties_of,
+    system_data,
+    tags_of,
+)
+from localazure.arm.errors import ArmError, not_found
 from localazure.arm.lro import OperationRun
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
@@ -55,14 +68,6 @@ def check_name(name: str, pattern: re.Pattern[str], what: str) -> None:
                        f"(at most {63 if pattern is FLEET_NAME else 50} characters).")
 
 
-def load(emulator: Emulator, resource_id: str, resource_type: str) -> Record | None:
-    """The stored record (`body` + `internal`) of a Fleet resource, or None."""
-    record = emulator.store.get(RESOURCES, resource_id)
-    if record is None or record["body"].get("type", "").lower() != resource_type.lower():
-        return None
-    return record
-
-
 def require(emulator: Emulator, resource_id: str, resource_type: str, group: str) -> Record:
     """The stored record, or 404 ResourceNotFound naming the type and name."""
     record = load(emulator, resource_id, resource_type)
@@ -91,52 +96,6 @@ def children(emulator: Emulator, parent_id: str, resource_type: str) -> list[Rec
     )
 
 
-def new_etag() -> str:
-    """A fresh entity tag (quoted, as Azure returns them)."""
-    return f'"{uuid.uuid4()}"'
-
-
-def system_data(caller: Principal | None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`systemData` for a write by `caller` (None: the service itself), keeping the creation fields."""
-    now = utc_now()
-    who = caller.app_id if caller else "Microsoft.ContainerService"
-    kind = "Application"  # service principals are the only callers local Azure authenticates
-    data = dict(previous or {"createdBy": who, "createdByType": kind, "createdAt": now})
-    data.update(lastModifiedBy=who, lastModifiedByType=kind, lastModifiedAt=now)
-    return data
-
-
-def properties_of(body: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
-    """The `properties` object of a request body; 400 when it is missing or not an object."""
-    props = body.get("properties")
-    if props is None and not required:
-        return {}
-    if not isinstance(props, dict):
-        raise invalid_parameter("properties", "The request body must contain a 'properties' object.")
-    return props
-
-
-def tags_of(value: Any) -> dict[str, str]:
-    """Validated tags."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise invalid_parameter("tags", "Tags must be an object whose values are strings.")
-    return dict(value)
-
-
-def check_etag(request: Request, record: Record | None) -> None:
-    """Honour If-Match / If-None-Match as Resource Manager does (412 PreconditionFailed)."""
-    if_match = request.headers.get("if-match")
-    if_none_match = request.headers.get("if-none-match")
-    current = record["body"].get("eTag") if record else None
-    if if_match and (record is None or (if_match != "*" and if_match != current)):
-        raise ArmError(412, "PreconditionFailed", f"The If-Match condition '{if_match}' does not match the "
-                       "resource's current eTag.")
-    if if_none_match and record is not None and (if_none_match == "*" or if_none_match == current):
-        raise ArmError(412, "PreconditionFailed", "The If-None-Match condition failed: the resource exists.")
-
-
 def start_operation(
     emulator: Emulator,
     *,
@@ -146,28 +105,22 @@ def start_operation(
     work: Callable[[OperationRun], None],
     on_failure: Callable[[dict[str, Any]], None] | None = None,
     result_resource_id: str | None = None,
+    on_interrupt: str | None = None,
 ) -> Record:
-    """Start a Microsoft.ContainerService long-running operation on a Fleet resource."""
+    """Start a Microsoft.ContainerService long-running operation on a Fleet resource.
+
+    Cut off by an emulator stop, the operation ends Failed and so does the resource it was changing
+    (`on_interrupt`, or Failed when the resource was left Creating/Updating/Joining/Leaving/Deleting).
+    """
     return emulator.operations.start(
         kind=kind, namespace=NAMESPACE, location=location, resource_id=resource_id, work=work,
-        on_failure=on_failure, result_resource_id=result_resource_id,
+        on_failure=on_failure, result_resource_id=result_resource_id, on_interrupt=on_interrupt,
     )
 
 
 def operation_status_id(emulator: Emulator, operation: Record) -> str:
     """The operation-status resource id shown as `status.lastOperationId` / `operationId`."""
     return emulator.operations.status_path(operation)
-
-
-def accepted_write(emulator: Emulator, request: Request, operation: Record, body: dict[str, Any],
-                   status: int) -> Response:
-    """201/200 answer of a PUT that continues as a long-running operation."""
-    return JSONResponse(body, status_code=status, headers=polling_headers(emulator, request, operation))
-
-
-def accepted(emulator: Emulator, request: Request, operation: Record) -> Response:
-    """202 answer of a DELETE or POST action that continues as a long-running operation."""
-    return Response(status_code=202, headers=polling_headers(emulator, request, operation))
 
 
 def set_state(emulator: Emulator, resource_id: str, state: str, error: dict[str, Any] | None = None) -> None:
@@ -180,13 +133,6 @@ def set_state(emulator: Emulator, resource_id: str, state: str, error: dict[str,
             props["status"]["lastOperationError"] = error
 
     emulator.store.update(RESOURCES, resource_id, change)
-
-
-def delete_records(emulator: Emulator, resource_id: str) -> None:
-    """Remove a resource and everything stored below it."""
-    with emulator.store.transaction():
-        for key in emulator.store.keys_under(RESOURCES, resource_id):
-            emulator.store.delete(RESOURCES, key)
 
 
 def child_id(fleet_record: Record, resource_type: str, name: str) -> str:
@@ -223,12 +169,6 @@ def list_children(emulator: Emulator, caller: Principal, subscription_id: str, g
     fleet_id = require_fleet(emulator, subscription_id, group, fleet)["body"]["id"]
     emulator.rbac.authorize(caller, action(resource_type, "read"), fleet_id)
     return {"value": [r["body"] for r in children(emulator, fleet_id, resource_type)]}
-
-
-def mark_modified(body: dict[str, Any], caller: Principal | None) -> None:
-    """Give a changed resource body a new eTag and the caller as its last modifier."""
-    body["eTag"] = new_etag()
-    body["systemData"] = system_data(caller, body.get("systemData"))
 
 
 def finish_write(emulator: Emulator, resource_id: str, run: OperationRun) -> None:
