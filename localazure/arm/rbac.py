@@ -20,26 +20,51 @@ READER = "acdd72a7-3547-48ad-b1d0-8b4c1bd7a5b7"
 USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
 AKS_CLUSTER_ADMIN = "0ab0b1a8-8aac-4efd-b8c2-3ee1fb270be8"
 AKS_CLUSTER_USER = "4abbcc35-e782-43d8-92c5-2d3f1bd2253f"
+ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+ACR_PUSH = "8311e382-0749-4cb8-b61a-304f252e45ec"
+KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 
 
 @dataclass(frozen=True)
 class RoleDefinition:
-    """A built-in role: allowed and excluded action patterns."""
+    """A built-in role: allowed and excluded action patterns, for the control plane (actions) and the
+    data plane (dataActions, e.g. reading a Key Vault secret)."""
 
     guid: str
     name: str
     description: str
     actions: tuple[str, ...]
     not_actions: tuple[str, ...] = ()
+    data_actions: tuple[str, ...] = ()
+    not_data_actions: tuple[str, ...] = ()
 
     def allows(self, action: str) -> bool:
         """Whether this role grants `action` (Resource Manager wildcard semantics, case-insensitive)."""
-        low = action.lower()
+        return _granted(action, self.actions, self.not_actions)
 
-        def hit(patterns: tuple[str, ...]) -> bool:
-            return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
+    def allows_data(self, data_action: str) -> bool:
+        """Whether this role grants the data action `data_action` (same wildcard semantics)."""
+        return _granted(data_action, self.data_actions, self.not_data_actions)
 
-        return hit(self.actions) and not hit(self.not_actions)
+
+def _granted(action: str, allowed: tuple[str, ...], excluded: tuple[str, ...]) -> bool:
+    low = action.lower()
+
+    def hit(patterns: tuple[str, ...]) -> bool:
+        return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
+
+    return hit(allowed) and not hit(excluded)
+
+
+# Actions Key Vault's data roles share (Azure's built-in definitions).
+_KEY_VAULT_READ_ACTIONS = (
+    "Microsoft.Authorization/*/read", "Microsoft.Insights/alertRules/*", "Microsoft.Resources/deployments/*",
+    "Microsoft.Resources/subscriptions/resourceGroups/read", "Microsoft.Support/*",
+    "Microsoft.KeyVault/checkNameAvailability/read", "Microsoft.KeyVault/deletedVaults/read",
+    "Microsoft.KeyVault/locations/*/read", "Microsoft.KeyVault/vaults/*/read", "Microsoft.KeyVault/operations/read",
+)
 
 
 BUILT_IN_ROLES: dict[str, RoleDefinition] = {
@@ -65,6 +90,29 @@ BUILT_IN_ROLES: dict[str, RoleDefinition] = {
                        "List cluster user credential action.",
                        ("Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
                         "Microsoft.ContainerService/managedClusters/read")),
+        RoleDefinition(ACR_PULL, "AcrPull", "acr pull", ("Microsoft.ContainerRegistry/registries/pull/read",)),
+        RoleDefinition(ACR_PUSH, "AcrPush", "acr push", ("Microsoft.ContainerRegistry/registries/pull/read",
+                                                         "Microsoft.ContainerRegistry/registries/push/write")),
+        RoleDefinition(KEY_VAULT_SECRETS_OFFICER, "Key Vault Secrets Officer",
+                       "Perform any action on the secrets of a key vault, except manage permissions. Only works "
+                       "for key vaults that use the 'Azure role-based access control' permission model.",
+                       _KEY_VAULT_READ_ACTIONS, data_actions=("Microsoft.KeyVault/vaults/secrets/*",)),
+        RoleDefinition(KEY_VAULT_SECRETS_USER, "Key Vault Secrets User",
+                       "Read secret contents. Only works for key vaults that use the 'Azure role-based access "
+                       "control' permission model.", (),
+                       data_actions=("Microsoft.KeyVault/vaults/secrets/getSecret/action",
+                                     "Microsoft.KeyVault/vaults/secrets/readMetadata/action")),
+        RoleDefinition(STORAGE_BLOB_DATA_CONTRIBUTOR, "Storage Blob Data Contributor",
+                       "Allows for read, write and delete access to Azure Storage blob containers and data",
+                       ("Microsoft.Storage/storageAccounts/blobServices/containers/delete",
+                        "Microsoft.Storage/storageAccounts/blobServices/containers/read",
+                        "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+                        "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"),
+                       data_actions=("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete",
+                                     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+                                     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/move/action",
+                                     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
+                                     "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action")),
     )
 }
 
@@ -85,7 +133,7 @@ def role_definition_body(role: RoleDefinition, scope: str) -> dict[str, Any]:
             "assignableScopes": ["/"],
             "permissions": [
                 {"actions": list(role.actions), "notActions": list(role.not_actions),
-                 "dataActions": [], "notDataActions": []}
+                 "dataActions": list(role.data_actions), "notDataActions": list(role.not_data_actions)}
             ],
             "createdOn": "2015-02-02T21:55:09.8806423Z",
             "updatedOn": "2024-01-01T00:00:00.0000000Z",
@@ -203,6 +251,10 @@ class Rbac:
     def allowed(self, principal: Principal, action: str, scope: str) -> bool:
         """Whether the principal may perform `action` on `scope`."""
         return any(role.allows(action) for role in self.roles_of(principal.object_id, scope))
+
+    def allowed_data(self, principal: Principal, data_action: str, scope: str) -> bool:
+        """Whether the principal may perform the data action `data_action` on `scope` (e.g. a secret)."""
+        return any(role.allows_data(data_action) for role in self.roles_of(principal.object_id, scope))
 
     def authorize(self, principal: Principal, action: str, scope: str) -> None:
         """Raise 403 AuthorizationFailed unless the principal may perform `action` on `scope`."""
