@@ -28,6 +28,11 @@ DEFAULT_LATENCY: dict[str, float] = {
     "fleet.delete": 30,
     "fleet.member.create": 60,
     "fleet.member.delete": 30,
+    "acr.create": 20,
+    "acr.delete": 20,
+    "keyvault.create": 15,
+    "keyvault.purge": 10,
+    "storage.create": 25,
 }
 
 DEFAULT_NODE_IMAGE_CREATE = "AKSUbuntu-2204gen2containerd-202610.15.0"
