@@ -68,6 +68,33 @@ class LocalAzureSession:
             credential=credential,
         )
 
+    def registry_client(self, credential: Any = None) -> Any:
+        """azure-mgmt-containerregistry client for a credential (default: admin)."""
+        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+        return ContainerRegistryManagementClient(credential or self.credential(), self.endpoint.subscription_id,
+                                                 **self.endpoint.client_kwargs())
+
+    def keyvault_client(self, credential: Any = None) -> Any:
+        """azure-mgmt-keyvault client for a credential (default: admin)."""
+        from azure.mgmt.keyvault import KeyVaultManagementClient
+
+        return KeyVaultManagementClient(credential or self.credential(), self.endpoint.subscription_id,
+                                        **self.endpoint.client_kwargs())
+
+    def storage_client(self, credential: Any = None) -> Any:
+        """azure-mgmt-storage client for a credential (default: admin)."""
+        from azure.mgmt.storage import StorageManagementClient
+
+        return StorageManagementClient(credential or self.credential(), self.endpoint.subscription_id,
+                                       **self.endpoint.client_kwargs())
+
+    def secret_client(self, vault_uri: str, credential: Any = None) -> Any:
+        """azure-keyvault-secrets SecretClient for a vault's URI; only the CA bundle is passed."""
+        from azure.keyvault.secrets import SecretClient
+
+        return SecretClient(vault_uri, credential or self.credential(), connection_verify=self.endpoint.ca_bundle)
+
     def restart(self, *, crash: bool = False, **knobs: Any) -> None:
         """Stop (SIGTERM, or SIGKILL with crash=True) and start again on the same state directory."""
         if crash:

@@ -27,11 +27,25 @@ log = logging.getLogger(__name__)
 ARM_ROOTS = ("subscriptions", "providers")
 
 
+# The resource providers of `localazure.providers`, registered after the kernel's own. This list is
+# the one place to add a provider package (one exposing `provider`); order matters only for group
+# cleanup, which runs in reverse registration order.
+PROVIDER_PACKAGES = (
+    "localazure.providers.containerregistry",
+)
+
+
 def default_providers() -> list[ResourceProvider]:
-    """Resource groups, authorization, AKS, and Fleet when `localazure.fleet` exposes `provider`."""
+    """Resource groups, authorization, AKS, the packages of PROVIDER_PACKAGES, and Fleet when
+    `localazure.fleet` exposes `provider`."""
     from localazure.arm import aksroutes as aks
 
     providers = [resourcegroups.provider, authorization.provider, aks.provider]
+    for package in PROVIDER_PACKAGES:
+        provider = importlib.import_module(package).provider
+        if not isinstance(provider, ResourceProvider):
+            raise TypeError(f"{package}.provider is not a ResourceProvider")
+        providers.append(provider)
     try:
         fleet = importlib.import_module("localazure.fleet")
     except ImportError as exc:  # the Fleet provider is optional
