@@ -3,6 +3,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A directory holding a Helm repository index and chart archives, used instead of the public chart
+# repositories when set (machines without internet). Override: make local CHART_MIRROR=/path.
+CHART_MIRROR ?= $(wildcard $(abspath ../shared/charts))
+export FLEETFLOW_CHART_MIRROR ?= $(CHART_MIRROR)
 
 .PHONY: venv tools ui-deps lint test local
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,15 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def chart_mirror() -> Path:
+    """The chart-mirror directory (a Helm repository index plus archives) named by FLEETFLOW_CHART_MIRROR."""
+    configured = os.environ.get("FLEETFLOW_CHART_MIRROR")
+    if not configured:
+        pytest.fail("FLEETFLOW_CHART_MIRROR is not set: point it at a chart mirror directory (`make test` sets it)")
+    mirror = Path(configured)
+    if not (mirror / "index.yaml").is_file():
+        pytest.fail(f"FLEETFLOW_CHART_MIRROR={mirror} holds no index.yaml")
+    return mirror

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from localazure.kube import processes
+from localazure.kube.loopback import DISABLED_ADMISSION_PLUGINS, LOOPBACK_OBJECTS
 from localazure.kube.pki import ADMIN, CONTROLLER_MANAGER, KWOK, SCHEDULER, ClientIdentity, ClusterPki
 from localazure.kube.processes import ProcessRecord
 from localazure.kube.sizes import node_resources, vm_size
@@ -702,9 +703,8 @@ class LocalCluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=RBAC",
                 "--allow-privileged=true",
-                # Without a node-lifecycle controller nothing would lift the not-ready taint this plugin puts
-                # on new nodes; kwok reports them Ready right away.
-                "--disable-admission-plugins=TaintNodesByCondition",
+                # Webhooks would dial Service IPs beyond loopback; see localazure/kube/loopback.py.
+                "--disable-admission-plugins=" + ",".join(DISABLED_ADMISSION_PLUGINS),
                 "--profiling=false",
                 "--enable-priority-and-fairness=false",
                 "--endpoint-reconciler-type=none",
@@ -780,6 +780,7 @@ class LocalCluster:
         # The apiserver retries its etcd connection, so both boot in parallel.
         self._spawn(control_plane[0], toolchain)
         self._wait_apiserver_ready(deadline)
+        self._ensure_loopback_policy()
         # Clients start once the apiserver is ready: the controller-manager gives up when the apiserver is
         # not healthy within 10 s, which a loaded 2-core host can exceed when several clusters boot. The
         # combined process waits for its apiserver the same way before starting the other two.
@@ -947,20 +948,31 @@ class LocalCluster:
             },
         }
 
-    def _create_node(self, manifest: dict[str, Any]) -> None:
+    def _create(self, collection: str, manifest: dict[str, Any]) -> None:
+        """POST an object; one that already exists is left as it is."""
         body = json.dumps(manifest).encode()
         connection = http.client.HTTPSConnection(
             "127.0.0.1", self._state.ports.apiserver, context=self._ssl_context(), timeout=10
         )
         try:
-            connection.request("POST", "/api/v1/nodes", body=body, headers={"Content-Type": "application/json"})
+            connection.request("POST", collection, body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             payload = response.read()
         finally:
             connection.close()
         if response.status not in (200, 201, 409):
             message = json.loads(payload).get("message", payload[:200]) if payload else ""
-            raise LocalClusterError(f"{self.name}: creating node {manifest['metadata']['name']} failed: {message}")
+            raise LocalClusterError(
+                f"{self.name}: creating {manifest['kind']} {manifest['metadata']['name']} failed: {message}"
+            )
+
+    def _create_node(self, manifest: dict[str, Any]) -> None:
+        self._create("/api/v1/nodes", manifest)
+
+    def _ensure_loopback_policy(self) -> None:
+        # Before any client starts: nothing may create a conversion webhook or a Service-backed APIService.
+        for collection, manifest in LOOPBACK_OBJECTS:
+            self._create(collection, manifest)
 
     def _register_nodes(self, pools: list[_PoolState], timeout: float) -> None:
         names = []

@@ -317,3 +317,66 @@ def test_create_rejects_a_pool_newer_than_the_control_plane(fake_tools: Path, tm
     pool = NodePool("nodepool1", 1, orchestrator_version="v1.37.2")
     with pytest.raises(ValueError, match=r"v1\.37\.2 is newer than the control plane v1\.36\.3"):
         LocalCluster.create("c1", "v1.36.3", [pool], home=tmp_path / "c1")
+
+
+def test_apiserver_never_calls_webhooks_and_listens_and_advertises_only_on_loopback(
+    fake_tools: Path, tmp_path: Path
+) -> None:
+    cluster = _cluster_at("v1.37.2", tmp_path / "c1")
+    argv = cluster._argv("kube-apiserver", Toolchain.for_version("v1.37.2"))
+    flags = dict(arg.split("=", 1) for arg in argv[2:])
+    disabled = set(flags["--disable-admission-plugins"].split(","))
+    assert {"MutatingAdmissionWebhook", "ValidatingAdmissionWebhook"} <= disabled
+    assert "--enable-admission-plugins" not in flags
+    assert flags["--bind-address"] == "127.0.0.1"
+    assert flags["--advertise-address"] == "127.0.0.1"
+    assert flags["--etcd-servers"].startswith("http://127.0.0.1:")
+    assert flags["--endpoint-reconciler-type"] == "none"
+    # No flag that makes the apiserver dial a remote service: webhooks for authn/authz/audit, OIDC, tracing.
+    for forbidden in ("--authentication-token-webhook-config-file", "--authorization-webhook-config-file",
+                      "--audit-webhook-config-file", "--oidc-issuer-url", "--tracing-config-file",
+                      "--egress-selector-config-file", "--enable-aggregator-routing"):
+        assert forbidden not in flags
+
+
+def test_loopback_policy_refuses_conversion_webhooks_and_service_backed_apiservices() -> None:
+    from localazure.kube.loopback import LOOPBACK_OBJECTS, LOOPBACK_POLICY, POLICY_NAME
+
+    rules = LOOPBACK_POLICY["spec"]["matchConstraints"]["resourceRules"]
+    assert {(rule["apiGroups"][0], rule["resources"][0]) for rule in rules} == {
+        ("apiextensions.k8s.io", "customresourcedefinitions"), ("apiregistration.k8s.io", "apiservices")}
+    expressions = " ".join(v["expression"] for v in LOOPBACK_POLICY["spec"]["validations"])
+    assert "conversion.strategy != 'Webhook'" in expressions and "has(object.spec.service)" in expressions
+    assert LOOPBACK_POLICY["spec"]["failurePolicy"] == "Fail"
+    kinds = [manifest["kind"] for _, manifest in LOOPBACK_OBJECTS]
+    assert kinds == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    binding = LOOPBACK_OBJECTS[1][1]["spec"]
+    assert binding == {"policyName": POLICY_NAME, "validationActions": ["Deny"]}
+
+
+def test_socket_probe_reports_a_connection_beyond_loopback_and_ignores_loopback(tmp_path: Path) -> None:
+    import socket
+
+    from localazure.kube.loopback import _decode_address, non_loopback_peers
+
+    # /proc encodes 10.0.0.10:443 as little-endian hex; ::1 as four host-order words.
+    assert str(_decode_address("0A00000A:01BB")[0]) == "10.0.0.10"
+    assert _decode_address("0A00000A:01BB")[1] == 443
+    assert str(_decode_address("00000000000000000000000001000000:0050")[0]) == "::1"
+    import os
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    client = socket.create_connection(server.getsockname())
+    # Connecting a UDP socket only records its peer: no packet leaves, but /proc shows the peer address.
+    foreign = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert non_loopback_peers([os.getpid()]) == []
+        foreign.connect(("192.0.2.7", 9))  # TEST-NET-1
+        peers = non_loopback_peers([os.getpid()])
+        assert [(peer.protocol, peer.remote) for peer in peers] == [("udp", "192.0.2.7:9")]
+    finally:
+        foreign.close()
+        client.close()
+        server.close()
