@@ -32,6 +32,7 @@ ARM_ROOTS = ("subscriptions", "providers")
 # cleanup, which runs in reverse registration order.
 PROVIDER_PACKAGES = (
     "localazure.providers.containerregistry",
+    "localazure.providers.storage",
 )
 
 
@@ -56,7 +57,15 @@ def default_providers() -> list[ResourceProvider]:
         providers.append(fleet_provider)
     elif isinstance(fleet_provider, list):
         providers.extend(p for p in fleet_provider if isinstance(p, ResourceProvider))
+    providers.append(_local_aso())
     return providers
+
+
+def _local_aso() -> ResourceProvider:
+    """The local ASO controller's start/stop hooks; registered last so it stops before the clusters do."""
+    from localazure.aso import provider
+
+    return provider
 
 
 def _route_words(routers: list[APIRouter]) -> dict[str, str]:
