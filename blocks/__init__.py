@@ -2,5 +2,6 @@
 
 from blocks.azure import AzureServicePrincipal
 from blocks.fleet_spec import FleetSpecBlock
+from blocks.git import GitCredentials
 
-__all__ = ["AzureServicePrincipal", "FleetSpecBlock"]
+__all__ = ["AzureServicePrincipal", "FleetSpecBlock", "GitCredentials"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 from azure.identity import ClientSecretCredential
+from azure.keyvault.secrets import SecretClient
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.containerservicefleet import ContainerServiceFleetMgmtClient
@@ -112,8 +113,23 @@ class AzureClients:
         """Role definitions and role assignments."""
         return AuthorizationManagementClient(self.credential, self.subscription_id, **self._client_options())
 
+    def secret_client(self, vault_url: str) -> SecretClient:
+        """A Key Vault secrets client for one vault (its data plane; the vault's challenge names the audience)."""
+        with _clients_lock:
+            existing = self._secret_clients.get(vault_url)
+            if existing is None:
+                existing = SecretClient(vault_url, self.credential, **RETRY_OPTIONS, **self._transport_options)
+                self._secret_clients[vault_url] = existing
+            return existing
+
+    @cached_property
+    def _secret_clients(self) -> dict[str, SecretClient]:
+        return {}
+
     def close(self) -> None:
         """Close every client built so far and the credential."""
+        for client in self.__dict__.pop("_secret_clients", {}).values():
+            client.close()
         for name in ("resource", "containerservice", "fleet", "authorization", "credential"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()

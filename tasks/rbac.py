@@ -14,7 +14,7 @@ from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreatePara
 from prefect import get_run_logger
 
 from blocks.azure import AzureServicePrincipal
-from tasks.clients import load_azure_clients
+from tasks.clients import AzureClients, load_azure_clients
 from tasks.ownership import Outcome, outcome
 from tasks.resource_groups import group_id
 from tasks.retry import FleetflowError, azure_call, azure_task
@@ -74,32 +74,48 @@ def operator_assignment(spec: FleetSpec, subscription_id: str) -> OperatorAssign
                               f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}")
 
 
-@azure_task(task_run_name="ensure-operator-role")
-def ensure_operator_role(spec: FleetSpec, credentials: str) -> Outcome:
-    """Give the service operator's principal Contributor on the fleet's resource group (not the subscription)."""
+ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+KEY_VAULT_SECRETS_OFFICER_ROLE = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+ROLE_NAMES = {CONTRIBUTOR_ROLE: "Contributor", ACR_PULL_ROLE: "AcrPull",
+              KEY_VAULT_SECRETS_OFFICER_ROLE: "Key Vault Secrets Officer"}
+
+
+def grant_role(clients: AzureClients, *, scope: str, principal_id: str, role: str, region: str | None,
+               what: str) -> Outcome:
+    """Make sure `principal_id` holds built-in `role` on `scope`, under fleetflow's deterministic name."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
-    scope, principal_id, role, name, resource_id = operator_assignment(spec, clients.subscription_id)
-    with azure_call("read role assignment", resource_id, spec.location):
+    role_id = role_definition_id(clients.subscription_id, role)
+    name = assignment_name(scope, principal_id, role_id)
+    resource_id = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    role_name = ROLE_NAMES.get(role, role)
+    with azure_call("read role assignment", resource_id, region):
         try:
             existing = clients.authorization.role_assignments.get(scope, name)
         except ResourceNotFoundError:
             existing = None
     if existing is not None:
-        logger.info("role assignment %s unchanged: Contributor for %s on %s", name, principal_id, scope)
-        return outcome(resource_id, KIND, "unchanged", f"Contributor on {spec.resource_group_name}")
-    parameters = RoleAssignmentCreateParameters(role_definition_id=role, principal_id=principal_id,
+        logger.info("role assignment %s unchanged: %s for %s on %s", name, role_name, what, scope)
+        return outcome(resource_id, KIND, "unchanged", f"{role_name} for {what}", region)
+    parameters = RoleAssignmentCreateParameters(role_definition_id=role_id, principal_id=principal_id,
                                                 principal_type="ServicePrincipal")
-    with azure_call("create role assignment", resource_id, spec.location):
+    with azure_call("create role assignment", resource_id, region):
         try:
             clients.authorization.role_assignments.create(scope, name, parameters)
         except ResourceExistsError:
             # RoleAssignmentExists: the same grant exists under another name (made by hand); it is not ours.
-            logger.info("Contributor for %s on %s already exists under another name; left as it is",
-                        principal_id, scope)
-            return outcome(resource_id, KIND, "unchanged", "granted by another assignment")
-    logger.info("granted Contributor on %s to the service operator (%s)", scope, principal_id)
-    return outcome(resource_id, KIND, "created", f"Contributor on {spec.resource_group_name}")
+            logger.info("%s for %s on %s already exists under another name; left as it is", role_name, what, scope)
+            return outcome(resource_id, KIND, "unchanged", "granted by another assignment", region)
+    logger.info("granted %s on %s to %s (%s)", role_name, scope, what, principal_id)
+    return outcome(resource_id, KIND, "created", f"{role_name} for {what}", region)
+
+
+@azure_task(task_run_name="ensure-operator-role")
+def ensure_operator_role(spec: FleetSpec, credentials: str) -> Outcome:
+    """Give the service operator's principal Contributor on the fleet's resource group (not the subscription)."""
+    clients = load_azure_clients(credentials)
+    return grant_role(clients, scope=group_id(clients.subscription_id, spec),
+                      principal_id=service_operator_object_id(spec), role=CONTRIBUTOR_ROLE, region=spec.location,
+                      what="the service operator")
 
 
 @azure_task(task_run_name="delete-operator-role")

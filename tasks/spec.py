@@ -45,6 +45,8 @@ _SUFFIX = re.compile(r"^[a-z0-9]{3,8}$")
 _VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
 _CRD_PATTERN_ITEM = re.compile(r"^[a-z0-9.-]+\.azure\.com/(\*|[A-Z][A-Za-z0-9]*)$")
 _TAG_KEY_FORBIDDEN = set("<>%&\\?/")
+_VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_KEY_VAULT_SECRET = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 
 
 class _Strict(BaseModel):
@@ -93,16 +95,63 @@ class UpdateStrategySpec(_Strict):
     node_image_selection: NodeImageSelection = "Latest"
 
 
-class ServiceOperatorSpec(_Strict):
-    """Azure Service Operator settings."""
+class ChartSpec(_Strict):
+    """A Helm chart pinned to one version, and where it comes from."""
 
-    crd_pattern: str = (
+    name: str = Field(description="Chart name in its repository.")
+    version: str = Field(description="Chart version, pinned (e.g. v1.21.1).")
+    repository: str = Field(
+        description="An https:// chart repository, an oci:// registry path, or a local chart archive (.tgz). "
+        "A chart mirror (charts_mirror, or FLEETFLOW_CHART_MIRROR) takes precedence over https repositories."
+    )
+
+
+CERT_MANAGER_CHART = ChartSpec(name="cert-manager", version="v1.21.1", repository="https://charts.jetstack.io")
+SERVICE_OPERATOR_CHART = ChartSpec(
+    name="azure-service-operator",
+    version="2.17.0",
+    repository="https://raw.githubusercontent.com/Azure/azure-service-operator/main/v2/charts",
+)
+
+
+class ServiceOperatorSpec(_Strict):
+    """Azure Service Operator settings: what bootstrap-aso installs on every cluster."""
+
+    crd_pattern: str = Field(
         "resources.azure.com/*;containerservice.azure.com/*;keyvault.azure.com/*;"
-        "containerregistry.azure.com/*;storage.azure.com/*"
+        "containerregistry.azure.com/*;storage.azure.com/*",
+        description="ASO's crdPattern: the CRD groups/kinds installed, group.azure.com/* or group.azure.com/Kind, "
+        "separated by semicolons. Every CRD costs API server memory: list only the kinds used.",
     )
     credentials_block: str = Field(
         "fleetflow-aso", description="Name of the service-principal block ASO authenticates with."
     )
+    chart: ChartSpec = Field(default_factory=lambda: SERVICE_OPERATOR_CHART,
+                             description="The Azure Service Operator v2 chart.")
+    cert_manager_chart: ChartSpec = Field(default_factory=lambda: CERT_MANAGER_CHART,
+                                          description="The cert-manager chart ASO needs for its certificates.")
+    namespace: str = Field("azureserviceoperator-system", description="Namespace of the ASO release.")
+    cert_manager_namespace: str = Field("cert-manager", description="Namespace of the cert-manager release.")
+    ready_timeout_seconds: int = Field(600, description="How long to wait for a release to become Available.")
+
+
+class GitOpsSpec(_Strict):
+    """Where the fleet's desired Kubernetes and Azure Service Operator objects live in Git, and how to apply them."""
+
+    repository: str = Field(description="Git repository: an https:// URL or a local path (absolute, or "
+                            "relative to the flow run's working directory).")
+    ref: str = Field("main", description="Branch, tag or commit to apply; resolved to one commit per run.")
+    path: str = Field("gitops", description="Folder of the repository holding fleet/ (applied once, on the fleet "
+                      "cluster) and regional/ (applied on every cluster).")
+    credentials_block: str | None = Field(None, description="fleetflow Git Credentials block for a private "
+                                          "repository; empty for public or local repositories.")
+    fleet_cluster_region: str | None = Field(None, description="Region whose cluster holds the fleet-wide "
+                                             "objects (registry, key vault); default the first region.")
+    variables: dict[str, str] = Field(default_factory=dict, description="Extra ${VAR} substitutions.")
+    key_vault_secrets: dict[str, str] = Field(
+        default_factory=dict, description="Key Vault secret name -> name of the Prefect Secret block holding "
+        "its value; written once the vault is Ready.")
+    health_timeout_seconds: int = Field(900, description="How long to wait for every object to be Ready.")
 
 
 class FleetSpec(_Strict):
@@ -119,6 +168,11 @@ class FleetSpec(_Strict):
     regions: list[RegionSpec]
     update_strategy: UpdateStrategySpec
     service_operator: ServiceOperatorSpec = Field(default_factory=lambda: ServiceOperatorSpec())
+    gitops: GitOpsSpec | None = Field(None, description="The fleet's desired state in Git (apply-resources).")
+    charts_mirror: str | None = Field(
+        None, description="A chart mirror used instead of the public chart repositories: a directory or https:// "
+        "URL holding a Helm repository index.yaml. Default: the FLEETFLOW_CHART_MIRROR setting, else none.",
+    )
 
     # --- derived names -------------------------------------------------------------------------
     @property
@@ -152,6 +206,12 @@ class FleetSpec(_Strict):
     def clusters(self) -> list[ClusterSpec]:
         """Every region resolved into a full cluster spec (defaults applied, names derived)."""
         return [self._resolve(index, region) for index, region in enumerate(self.regions)]
+
+    def fleet_cluster(self) -> ClusterSpec:
+        """The cluster holding fleet-wide GitOps objects (registry, key vault): gitops.fleet_cluster_region or the
+        first region's."""
+        region = self.gitops.fleet_cluster_region if self.gitops else None
+        return self.cluster(region) if region else self.clusters()[0]
 
     def cluster(self, region: str) -> ClusterSpec:
         """The resolved cluster of one region."""
@@ -383,7 +443,54 @@ def _semantic_problems(spec: FleetSpec) -> list[SpecProblem]:
             problems.append(SpecProblem(f"service_operator.crd_pattern[{index}]",
                                         f"{item!r} is not a CRD pattern", "use group.azure.com/* or "
                                         "group.azure.com/Kind, separated by semicolons"))
+    operator = spec.service_operator
+    for field_name, chart in (("chart", operator.chart), ("cert_manager_chart", operator.cert_manager_chart)):
+        path = f"service_operator.{field_name}"
+        if not chart.repository.startswith(("https://", "http://", "oci://")) and not chart.repository.endswith(
+                (".tgz", ".tar.gz")):
+            problems.append(SpecProblem(f"{path}.repository", f"{chart.repository!r} is not a chart source",
+                                        "use an https:// repository, an oci:// reference or a .tgz chart archive"))
+        if not chart.version.strip():
+            problems.append(SpecProblem(f"{path}.version", "the chart version is empty",
+                                        "pin a version, e.g. v1.21.1"))
+    if not 30 <= operator.ready_timeout_seconds <= 7200:
+        problems.append(SpecProblem("service_operator.ready_timeout_seconds",
+                                    f"{operator.ready_timeout_seconds} is outside 30-7200 seconds",
+                                    "use a timeout between 30 and 7200 seconds"))
+    if spec.gitops is not None:
+        gitops = spec.gitops
+        if gitops.fleet_cluster_region is not None and gitops.fleet_cluster_region not in seen_regions:
+            problems.append(SpecProblem("gitops.fleet_cluster_region", f"{gitops.fleet_cluster_region!r} is not a "
+                                        "region of the fleet", "name one of the regions listed under regions"))
+        if not 30 <= gitops.health_timeout_seconds <= 7200:
+            problems.append(SpecProblem("gitops.health_timeout_seconds", f"{gitops.health_timeout_seconds} is "
+                                        "outside 30-7200 seconds", "use a timeout between 30 and 7200 seconds"))
+        if gitops.path.startswith("/") or ".." in Path(gitops.path).parts:
+            problems.append(SpecProblem("gitops.path", f"{gitops.path!r} leaves the repository",
+                                        "give a folder inside the repository, e.g. gitops"))
+        for variable in gitops.variables:
+            if not _VARIABLE.match(variable):
+                problems.append(SpecProblem(f"gitops.variables.{variable}", "not a variable name",
+                                            "use capital letters, digits and underscores, e.g. APP_REPLICAS"))
+        for secret_name in gitops.key_vault_secrets:
+            if not _KEY_VAULT_SECRET.match(secret_name):
+                problems.append(SpecProblem(f"gitops.key_vault_secrets.{secret_name}",
+                                            "Key Vault secret names are 1-127 letters, digits and hyphens",
+                                            "rename the secret"))
+    for field_name, namespace in (("namespace", operator.namespace),
+                                  ("cert_manager_namespace", operator.cert_manager_namespace)):
+        check(_name_problem(f"service_operator.{field_name}", namespace, _DNS_LABEL,
+                            f"Kubernetes namespaces are 1-63 characters, {dns_rule}", 1, 63))
     return problems
+
+
+def crd_pattern_items(pattern: str) -> list[tuple[str, str]]:
+    """(group, kind or '*') for each item of an ASO crdPattern such as 'resources.azure.com/*;storage.azure.com/X'."""
+    items = []
+    for item in pattern.split(";"):
+        group, _, kind = item.strip().partition("/")
+        items.append((group, kind or "*"))
+    return items
 
 
 def _check_cluster_settings(path: str, settings: dict[str, Any], problems: list[SpecProblem]) -> None:
