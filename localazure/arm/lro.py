@@ -66,6 +66,7 @@ class Operations:
         on_failure: Callable[[dict[str, Any]], None] | None = None,
         result_resource_id: str | None = None,
         name: str = "",
+        on_interrupt: str | None = None,
     ) -> Record:
         """Record an InProgress operation and run `work` in a background thread.
 
@@ -73,6 +74,10 @@ class Operations:
         the configured latency is honoured). An ArmError it raises becomes the operation's error;
         `on_failure(error)` then lets the provider mark the resource Failed. A forced-failure knob
         matching (kind, resource name / location / id) fails the operation after its latency.
+
+        If the emulator stops before the operation ends, the next start marks the operation Failed and
+        gives its resource the provisioningState `on_interrupt` (default: Failed when the resource was
+        left in a transitional state such as Creating/Joining/Deleting) -- see fail_interrupted_resources.
         """
         op_name = str(uuid.uuid4())
         record: Record = {
@@ -87,6 +92,7 @@ class Operations:
             "endTime": None,
             "error": None,
             "httpStatus": None,
+            "onInterrupt": on_interrupt,
         }
         self._store.put(TABLE, op_name, record)
         thread = threading.Thread(
@@ -168,6 +174,35 @@ class Operations:
                 self._set(record["name"], status="Failed", endTime=utc_now(), error=detail, httpStatus=500)
                 interrupted.append(record)
         return interrupted
+
+    def fail_interrupted_resources(self, interrupted: list[Record], table: str = "resources") -> list[str]:
+        """Give the resources that interrupted operations were changing the state Azure shows after a
+        failed operation: the operation's `on_interrupt` state, else Failed when the resource still shows a
+        transitional provisioningState (Creating, Joining, Deleting, ...), with the operation's error where
+        the resource has a place for it (`properties.status.lastOperationError`). Runs after the providers'
+        on_start hooks: AKS marks its clusters itself; this treats every other provider the same way.
+        A re-PUT (or re-DELETE) of a Failed resource then converges. Returns the ids changed."""
+        marked = []
+        with self._store.transaction():
+            for record in interrupted:
+                detail = {"code": "OperationInterrupted", "message": RESTART_MESSAGE}
+
+                def fail(stored: Record, op: Record = record, detail: dict[str, Any] = detail) -> None:
+                    props = stored.get("body", {}).get("properties")
+                    if not isinstance(props, dict) or "provisioningState" not in props:
+                        return
+                    current = props["provisioningState"]
+                    target = op.get("onInterrupt") or (None if current in TERMINAL else "Failed")
+                    if target is None or target == current:
+                        return
+                    props["provisioningState"] = target
+                    status = props.get("status")
+                    if target == "Failed" and isinstance(status, dict) and "lastOperationError" in status:
+                        status["lastOperationError"] = detail
+                    marked.append(op["resourceId"])
+
+                self._store.update(table, record["resourceId"], fail)
+        return marked
 
     def prune_finished(self, max_age_seconds: float = 3600.0) -> int:
         """Forget operations that ended more than `max_age_seconds` ago (keeps state.json small)."""

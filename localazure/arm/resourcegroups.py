@@ -184,6 +184,7 @@ def delete_group(
             kind="group.delete", namespace=NAMESPACE, location=record["body"]["location"], resource_id=group_id,
             work=lambda run: _empty_and_delete_group(emulator, group_id, run),
             on_failure=lambda _error: _restore_group_state(emulator, group_id),
+            on_interrupt="Succeeded",  # cut off by a stop: the group stays usable, as after a failed deletion
         )
     return Response(status_code=202, headers=polling_headers(emulator, request, op, async_operation=False))
 

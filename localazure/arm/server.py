@@ -98,6 +98,9 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
     if interrupted:
         log.warning("%d operation(s) cut off by the previous stop were marked Failed", len(interrupted))
     start_providers(emulator)
+    marked = emulator.operations.fail_interrupted_resources(interrupted)
+    if marked:
+        log.warning("resource(s) left mid-operation by the previous stop were marked Failed: %s", ", ".join(marked))
 
     config = uvicorn.Config(
         app, ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key),

@@ -37,6 +37,7 @@ from localazure.fleet.resources import (
     start_operation,
     system_data,
 )
+from localazure.fleet.resources import set_state as set_provisioning_state
 from localazure.fleet.strategies import concurrency_limit, validate_strategy
 
 router = APIRouter()
@@ -222,7 +223,9 @@ async def create_or_update_run(
         }
         emulator.store.put(RESOURCES, run_id, {"body": stored, "internal": {"stopRequested": False}})
         op = start_operation(emulator, kind="fleet.updaterun.write", resource_id=run_id,
-                             location=fleet_record["body"]["location"], work=lambda r: r.pace())
+                             location=fleet_record["body"]["location"], work=lambda r: r.pace(),
+                             on_failure=lambda error: set_provisioning_state(emulator, run_id, "Failed", error),
+                             on_interrupt="Failed")
     return accepted_write(emulator, request, op, stored, 200 if existing else 201)
 
 

@@ -168,7 +168,8 @@ async def create_or_update_strategy(
         op = start_operation(emulator, kind="fleet.strategy.write", resource_id=strategy_id,
                              location=fleet_record["body"]["location"],
                              work=lambda run: finish_write(emulator, strategy_id, run),
-                             on_failure=lambda error: set_state(emulator, strategy_id, "Failed", error))
+                             on_failure=lambda error: set_state(emulator, strategy_id, "Failed", error),
+                             on_interrupt="Failed")
     return accepted_write(emulator, request, op, stored, 200 if existing else 201)
 
 

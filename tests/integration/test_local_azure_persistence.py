@@ -63,3 +63,107 @@ def test_cluster_create_cut_off_by_a_restart_ends_failed(local_azure, fresh_name
     # A failed cluster can be fixed by PUTting it again, as on Azure.
     retried = clients.containerservice.managed_clusters.begin_create_or_update(fresh_name, "cut", _cluster())
     assert retried.result().provisioning_state == "Succeeded"
+
+
+def _fleet_client(local_azure):
+    from azure.mgmt.containerservicefleet import ContainerServiceFleetMgmtClient
+
+    endpoint = local_azure.endpoint
+    return ContainerServiceFleetMgmtClient(local_azure.credential(), endpoint.subscription_id,
+                                           **endpoint.client_kwargs())
+
+
+def _fail_message(poller) -> str:
+    with pytest.raises(HttpResponseError) as caught:
+        poller.result()
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["graceful-stop", "killed"])
+def test_fleet_writes_cut_off_by_a_restart_end_failed_and_a_reput_converges(local_azure, fresh_name, crash):
+    # Every Fleet resource type is treated as AKS treats clusters: the operation and the resource end Failed
+    # with an error the client reads, and a re-PUT converges.
+    clients = local_azure.clients()
+    clients.resource.resource_groups.create_or_update(fresh_name, {"location": "eastus"})
+    fleets = _fleet_client(local_azure)
+    cluster = clients.containerservice.managed_clusters.begin_create_or_update(fresh_name, "m1", _cluster()).result()
+    joining = clients.containerservice.managed_clusters.begin_create_or_update(fresh_name, "m2", _cluster()).result()
+    fleets.fleets.begin_create_or_update(fresh_name, "ready", {"location": "eastus"}).result()
+    fleets.fleet_members.begin_create(fresh_name, "ready", "m1", {
+        "properties": {"clusterResourceId": cluster.id, "group": "g"}}).result()
+
+    long = 600_000  # 10 minutes at the session time scale: the restart lands mid-operation
+    local_azure.azure.set_knobs(latency={"fleet.create": long, "fleet.member.create": long,
+                                         "fleet.strategy.write": long, "fleet.updaterun.write": long})
+    strategy = {"stages": [{"name": "s", "groups": [{"name": "g"}]}]}
+    upgrade = {"upgrade": {"type": "Full", "kubernetesVersion": "1.37.2"}}
+    tokens = {
+        "fleet": fleets.fleets.begin_create_or_update(fresh_name, "cut", {"location": "eastus"}),
+        "member": fleets.fleet_members.begin_create(fresh_name, "ready", "m2", {
+            "properties": {"clusterResourceId": joining.id, "group": "g"}}),
+        "strategy": fleets.fleet_update_strategies.begin_create_or_update(
+            fresh_name, "ready", "st", {"properties": {"strategy": strategy}}),
+        "run": fleets.update_runs.begin_create_or_update(fresh_name, "ready", "run", {
+            "properties": {"strategy": strategy, "managedClusterUpdate": upgrade}}),
+    }
+    tokens = {kind: poller.continuation_token() for kind, poller in tokens.items()}
+
+    local_azure.restart(crash=crash)
+
+    fleets = _fleet_client(local_azure)
+    resumed = {
+        "fleet": fleets.fleets.begin_create_or_update(fresh_name, "cut", None, continuation_token=tokens["fleet"]),
+        "member": fleets.fleet_members.begin_create(fresh_name, "ready", "m2", None,
+                                                     continuation_token=tokens["member"]),
+        "strategy": fleets.fleet_update_strategies.begin_create_or_update(
+            fresh_name, "ready", "st", None, continuation_token=tokens["strategy"]),
+        "run": fleets.update_runs.begin_create_or_update(fresh_name, "ready", "run", None,
+                                                          continuation_token=tokens["run"]),
+    }
+    for kind, poller in resumed.items():
+        assert "interrupted" in _fail_message(poller), kind
+
+    fleet = fleets.fleets.get(fresh_name, "cut")
+    member = fleets.fleet_members.get(fresh_name, "ready", "m2")
+    assert fleet.provisioning_state == "Failed"
+    assert "interrupted" in fleet.status.last_operation_error.message
+    assert member.provisioning_state == "Failed"
+    assert "interrupted" in member.status.last_operation_error.message
+    assert fleets.fleet_update_strategies.get(fresh_name, "ready", "st").provisioning_state == "Failed"
+    assert fleets.update_runs.get(fresh_name, "ready", "run").provisioning_state == "Failed"
+
+    # A re-PUT of each converges, as on Azure.
+    assert fleets.fleets.begin_create_or_update(fresh_name, "cut", {"location": "eastus"}).result() \
+        .provisioning_state == "Succeeded"
+    assert fleets.fleet_members.begin_create(fresh_name, "ready", "m2", {
+        "properties": {"clusterResourceId": joining.id, "group": "g"}}).result().provisioning_state == "Succeeded"
+    assert fleets.fleet_update_strategies.begin_create_or_update(
+        fresh_name, "ready", "st", {"properties": {"strategy": strategy}}).result().provisioning_state == "Succeeded"
+    assert fleets.update_runs.begin_create_or_update(fresh_name, "ready", "run", {
+        "properties": {"strategy": strategy, "managedClusterUpdate": upgrade}}).result() \
+        .provisioning_state == "Succeeded"
+
+
+def test_fleet_and_group_deletes_cut_off_by_a_crash_leave_them_deletable(local_azure, fresh_name):
+    clients = local_azure.clients()
+    clients.resource.resource_groups.create_or_update(fresh_name, {"location": "eastus"})
+    fleets = _fleet_client(local_azure)
+    fleets.fleets.begin_create_or_update(fresh_name, "gone", {"location": "eastus"}).result()
+    local_azure.azure.set_knobs(latency={"fleet.delete": 600_000})
+    fleets.fleets.begin_delete(fresh_name, "gone")
+    assert fleets.fleets.get(fresh_name, "gone").provisioning_state == "Deleting"
+
+    local_azure.restart(crash=True)
+
+    fleets = _fleet_client(local_azure)
+    assert fleets.fleets.get(fresh_name, "gone").provisioning_state == "Failed"
+    fleets.fleets.begin_delete(fresh_name, "gone").result()
+    clients = local_azure.clients()
+    local_azure.azure.set_knobs(latency={"group.delete": 600_000})
+    clients.resource.resource_groups.begin_delete(fresh_name)
+    local_azure.restart(crash=True)
+    clients = local_azure.clients()
+    # A group whose deletion was cut off is usable again (and can be deleted again).
+    assert clients.resource.resource_groups.get(fresh_name).properties.provisioning_state == "Succeeded"
+    clients.resource.resource_groups.begin_delete(fresh_name).result()
+    assert not clients.resource.resource_groups.check_existence(fresh_name)
