@@ -43,8 +43,8 @@ def package_chart(chart_dir: Path, destination: Path) -> tuple[Path, dict[str, A
 
 
 def _entry(metadata: dict[str, Any], archive: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {key: metadata[key] for key in ("apiVersion", "name", "version", "appVersion", "description", "type")
-             if key in metadata}
+    keys = ("apiVersion", "name", "version", "appVersion", "description", "type")
+    entry: dict[str, Any] = {key: metadata[key] for key in keys if key in metadata}
     entry["urls"] = [archive.name]
     entry["digest"] = hashlib.sha256(archive.read_bytes()).hexdigest()
     entry["created"] = datetime.now(UTC).isoformat()
