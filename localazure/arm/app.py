@@ -32,6 +32,7 @@ ARM_ROOTS = ("subscriptions", "providers")
 # cleanup, which runs in reverse registration order.
 PROVIDER_PACKAGES = (
     "localazure.providers.containerregistry",
+    "localazure.providers.keyvault",
     "localazure.providers.storage",
 )
 
