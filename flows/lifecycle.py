@@ -1,21 +1,26 @@
-"""lifecycle: the whole runbook in order — provision, join, validate, staged upgrade, teardown."""
+"""lifecycle: the whole runbook in order — provision, join, bootstrap-aso, apply-resources, validate, staged upgrade,
+teardown."""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows.apply_resources import apply_resources
+from flows.bootstrap_aso import bootstrap_aso
 from flows.join import join
 from flows.provision import provision
 from flows.staged_upgrade import staged_upgrade
 from flows.teardown import teardown
 from flows.validate import validate
+from tasks.fleet_source import resolve_fleet_spec
 
 
 @flow(name="lifecycle", log_prints=False)
 def lifecycle(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure", keep: bool = False,
               upgrade_to: str | None = None, approval_timeout_seconds: int = 3600,
               poll_seconds: float = 5.0) -> None:
-    """Provision, join and validate the fleet; with `upgrade_to`, upgrade it stage by stage (pausing for an
+    """Provision and join the fleet, bootstrap Azure Service Operator, apply the Git state (when the spec has a gitops
+    section) and validate; with `upgrade_to`, upgrade it stage by stage (pausing for an
     approval between stages); then tear everything down unless keep is set.
 
     Args:
@@ -29,6 +34,9 @@ def lifecycle(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azu
     logger = get_run_logger()
     provision(fleet=fleet, credentials_block=credentials_block)
     join(fleet=fleet, credentials_block=credentials_block)
+    bootstrap_aso(fleet=fleet, credentials_block=credentials_block)
+    if resolve_fleet_spec(fleet).gitops is not None:
+        apply_resources(fleet=fleet, credentials_block=credentials_block)
     validate(fleet=fleet, credentials_block=credentials_block)
 
     if upgrade_to:

@@ -1,4 +1,4 @@
-"""teardown: members, clusters, the fleet, the role assignment, the resource group — only what this fleet owns."""
+"""teardown: Git-managed objects, members, clusters, the fleet, the role, the group — only what this fleet owns."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from tasks.aks import delete_cluster
 from tasks.fleet_members import delete_member, owned_fleet_members
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.fleets import delete_fleet
+from tasks.gitops.sync import remove_cluster_objects
 from tasks.ownership import Outcome
 from tasks.rbac import delete_operator_role
 from tasks.resource_groups import delete_resource_group
@@ -30,6 +31,13 @@ def teardown(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azur
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
     outcomes: list[Outcome] = []
+
+    if spec.gitops is not None:
+        # First the Git-managed objects: ASO deletes their Azure resources while the clusters still run it.
+        removed_objects, failures = gather("remove Git-managed objects", remove_cluster_objects.map(
+            unmapped(spec), spec.clusters(), unmapped(credentials_block)))
+        raise_if_failed("teardown: remove Git-managed objects", failures, spec.name)
+        logger.info("removed %d Git-managed objects", sum(len(rows) for rows in removed_objects))
 
     members = owned_fleet_members(spec, credentials_block)
     removed, failures = gather("remove members", delete_member.map(unmapped(spec), members,

@@ -8,7 +8,14 @@ from kubernetes import client as kube_client
 from prefect import flow, get_run_logger, unmapped
 
 from flows.common import gather, raise_if_failed, region_task_runner
-from tasks.aks import admin_kubeconfig, cluster_state, cluster_version, read_cluster, version_matches
+from tasks.aks import (
+    NO_KUBERNETES_CODE,
+    admin_kubeconfig,
+    cluster_state,
+    cluster_version,
+    read_cluster,
+    version_matches,
+)
 from tasks.artifacts import publish_table
 from tasks.clients import kubernetes_api_client, load_azure_clients
 from tasks.fleet_members import member_state, read_member
@@ -18,8 +25,6 @@ from tasks.retry import AzureOperationError, azure_task
 from tasks.spec import ClusterSpec, FleetSpec
 
 Result = Literal["passed", "failed", "skipped"]
-# Local Azure's answer when a cluster has no Kubernetes API server (ARM-only mode): not a pass, not a failure.
-NO_KUBERNETES_CODE = "KubernetesNotAvailable"
 
 
 class Check(TypedDict):

@@ -20,12 +20,15 @@ from tasks.ownership import (
     state_text,
     tags_missing,
 )
-from tasks.retry import FleetflowError, azure_call, azure_task, wait_until
+from tasks.retry import AzureOperationError, FleetflowError, azure_call, azure_task, wait_until
 from tasks.spec import ClusterSpec, FleetSpec, parse_kubernetes_version
 
 KIND = "AKS cluster"
 SYSTEM_POOL = "nodepool1"
 
+
+# Local Azure's answer when a cluster has no Kubernetes API server (ARM-only mode): not a pass, not a failure.
+NO_KUBERNETES_CODE = "KubernetesNotAvailable"
 
 def cluster_id(subscription_id: str, spec: FleetSpec, cluster: ClusterSpec) -> str:
     """Resource id of a region's cluster."""
@@ -228,6 +231,11 @@ def delete_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials: str) -> O
         clients.containerservice.managed_clusters.begin_delete(spec.resource_group_name, cluster.name).result()
     logger.info("deleted cluster %s", cluster.name)
     return outcome(resource_id, KIND, "deleted", region=cluster.region)
+
+
+def has_no_kubernetes(error: Exception) -> bool:
+    """Whether an error is local Azure saying the cluster runs without a Kubernetes API server (ARM-only mode)."""
+    return isinstance(error, AzureOperationError) and error.code == NO_KUBERNETES_CODE
 
 
 def admin_kubeconfig(clients: AzureClients, spec: FleetSpec, cluster: ClusterSpec) -> str:

@@ -13,7 +13,7 @@ from kubernetes import client as kube_client
 from prefect import get_run_logger
 
 from blocks.azure import AzureServicePrincipal
-from tasks.aks import admin_kubeconfig
+from tasks.aks import admin_kubeconfig, has_no_kubernetes
 from tasks.charts import chart_mirror, resolve_chart
 from tasks.clients import kubernetes_api_client, load_azure_clients
 from tasks.helm import ReleaseOutcome, ensure_release
@@ -27,7 +27,7 @@ from tasks.kube_objects import (
     wait_deployments_available,
     wait_for,
 )
-from tasks.retry import azure_task
+from tasks.retry import AzureOperationError, azure_task
 from tasks.spec import ClusterSpec, FleetSpec, crd_pattern_items
 
 SETTINGS_SECRET = "aso-controller-settings"
@@ -100,7 +100,16 @@ def bootstrap_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: 
     logger = get_run_logger()
     operator = spec.service_operator
     principal: AzureServicePrincipal = AzureServicePrincipal.load(operator.credentials_block)  # type: ignore[assignment]
-    kubeconfig = admin_kubeconfig(load_azure_clients(credentials_block), spec, cluster)
+    try:
+        kubeconfig = admin_kubeconfig(load_azure_clients(credentials_block), spec, cluster)
+    except AzureOperationError as error:
+        if not has_no_kubernetes(error):
+            raise
+        logger.warning("bootstrap-aso skipped %s: %s", cluster.name, error.azure_message)
+        skipped = "skipped (no Kubernetes API server)"
+        return BootstrapRow(cluster=cluster.name, region=cluster.region, cert_manager=skipped,
+                            service_operator=skipped, crd_pattern=operator.crd_pattern, crds_established="0",
+                            controller_available="-", changed="nothing")
     mirror = chart_mirror(spec)
     timeout = operator.ready_timeout_seconds
     changes: list[str] = []

@@ -9,7 +9,7 @@ from kubernetes.dynamic import DynamicClient
 from prefect import get_run_logger, task
 
 from blocks.git import GitCredentials
-from tasks.aks import admin_kubeconfig
+from tasks.aks import admin_kubeconfig, has_no_kubernetes, read_cluster
 from tasks.clients import kubernetes_api_client, load_azure_clients
 from tasks.gitops.apply import (
     ApplyError,
@@ -23,14 +23,16 @@ from tasks.gitops.apply import (
     read_live,
     write_inventory,
 )
+from tasks.gitops.drift import DriftRow, azure_differences, cluster_differences
 from tasks.gitops.health import Health, health_of
 from tasks.gitops.render import RenderedObject, cluster_variables, render_cluster
 from tasks.gitops.source import GitSource, read_folder, resolve_ref
-from tasks.retry import azure_task
+from tasks.retry import AzureOperationError, azure_task
 from tasks.spec import ClusterSpec, FleetSpec
 
 POLL_SECONDS = 1.0
-HEALTHY_STATES = frozenset({"Ready", "Available", "Applied", "Pruned"})
+# "Skipped": local Azure's ARM-only clusters have no API server to apply to (never the case in Azure).
+HEALTHY_STATES = frozenset({"Ready", "Available", "Applied", "Pruned", "Skipped"})
 
 
 class ObjectRow(TypedDict):
@@ -104,7 +106,15 @@ def sync_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str, 
     clients = load_azure_clients(credentials_block)
     principal = clients.principal
     objects = render_for(spec, cluster, files, clients.subscription_id, principal.tenant_id)
-    kubeconfig = admin_kubeconfig(clients, spec, cluster)
+    try:
+        kubeconfig = admin_kubeconfig(clients, spec, cluster)
+    except AzureOperationError as error:
+        if not has_no_kubernetes(error):
+            raise
+        logger.warning("apply-resources skipped %s: %s", cluster.name, error.azure_message)
+        return [ObjectRow(cluster=cluster.name, object=item.namespace + "/" + item.name if item.namespace
+                          else item.name, kind=item.kind, state="Skipped", reason="no Kubernetes API server",
+                          commit=commit[:12]) for item in objects]
     timeout = spec.gitops.health_timeout_seconds
     short = commit[:12]
     with kubernetes_api_client(kubeconfig) as api, dynamic_client(api) as dynamic:
@@ -142,3 +152,80 @@ def unhealthy_rows(rows: list[ObjectRow]) -> list[str]:
     """A line per object that is not healthy (or a prune that failed), naming cluster, kind, object and reason."""
     return [f"{row['cluster']}: {row['kind']} {row['object']} {row['state']}: {row['reason']}" for row in rows
             if row["state"] not in HEALTHY_STATES]
+
+
+@azure_task(task_run_name="drift-check-{cluster.region}")
+def check_cluster_drift(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> tuple[str | None,
+                                                                                             list[DriftRow]]:
+    """The commit applied on a cluster and every field (in the cluster or in Azure) that no longer matches it."""
+    clients = load_azure_clients(credentials_block)
+    try:
+        kubeconfig = admin_kubeconfig(clients, spec, cluster)
+    except AzureOperationError as error:
+        if not has_no_kubernetes(error):
+            raise
+        get_run_logger().warning("drift-check skipped %s: %s", cluster.name, error.azure_message)
+        return None, []
+    rows: list[DriftRow] = []
+
+    def row(ref: ObjectRef, where: str, field: str, desired: object, actual: object) -> DriftRow:
+        return DriftRow(cluster=cluster.name, object=ref.display, kind=ref.kind, where=where, field=field,
+                        desired=str(desired)[:120], actual=str(actual)[:120])
+
+    with kubernetes_api_client(kubeconfig) as api, dynamic_client(api) as dynamic:
+        inventory = read_inventory(api, cluster.name)
+        if inventory.commit is None:
+            return None, [DriftRow(cluster=cluster.name, object="-", kind="-", where="cluster", field="-",
+                                   desired="an applied commit", actual="apply-resources never ran here")]
+        files = read_folder(git_source(spec), inventory.commit, spec.gitops.path if spec.gitops else "gitops")
+        objects = render_for(spec, cluster, files, clients.subscription_id, clients.principal.tenant_id)
+        expected, failures = apply_objects(dynamic, cluster.name, objects, dry_run=True)
+        for line in failures:
+            rows.append(DriftRow(cluster=cluster.name, object="-", kind="-", where="cluster", field="dry run",
+                                 desired="applies", actual=line))
+        for rendered in objects:
+            ref = ObjectRef.of(rendered)
+            live = read_live(dynamic, ref)
+            if live is None:
+                rows.append(row(ref, "cluster", "(object)", "exists", "missing"))
+                continue
+            if rendered.key in expected:
+                rows += [row(ref, "cluster", path, want, have)
+                         for path, want, have in cluster_differences(expected[rendered.key], live)]
+            rows += [row(ref, "azure", path or "(resource)", want, have)
+                     for path, want, have in (azure_differences(clients, live) or [])]
+    return inventory.commit, rows
+
+
+@azure_task(task_run_name="remove-git-objects-{cluster.region}")
+def remove_cluster_objects(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> list[ObjectRow]:
+    """Delete every object apply-resources made on a cluster and wait until ASO has removed their Azure resources.
+
+    A cluster that no longer exists, or that local Azure serves without Kubernetes, has nothing to remove.
+    """
+    logger = get_run_logger()
+    clients = load_azure_clients(credentials_block)
+    if read_cluster(clients, spec, cluster) is None:
+        return []
+    try:
+        kubeconfig = admin_kubeconfig(clients, spec, cluster)
+    except AzureOperationError as error:
+        if has_no_kubernetes(error) or error.status == 404:
+            return []
+        raise
+    timeout = spec.gitops.health_timeout_seconds if spec.gitops else 900
+    with kubernetes_api_client(kubeconfig) as api, dynamic_client(api) as dynamic:
+        inventory = read_inventory(api, cluster.name)
+        refs = list(inventory.objects)
+        failures = delete_objects(dynamic, cluster.name, refs)
+        left = _wait_gone(dynamic, refs, timeout)
+        if failures or left:
+            problems = "\n".join(f"  - {line}" for line in [*failures, *(f"still present: {item}" for item in left)])
+            raise ApplyError(f"removing the Git-managed objects of cluster {cluster.name} did not finish within "
+                             f"{timeout}s (ASO deletes their Azure resources first):\n{problems}",
+                             operation="delete Git-managed objects", resource_id=cluster.name,
+                             region=cluster.region, retryable=True)
+        write_inventory(api, cluster.name, Inventory(None, ()))
+    logger.info("removed %d Git-managed objects from %s", len(refs), cluster.name)
+    return [ObjectRow(cluster=cluster.name, object=ref.display, kind=ref.kind, state="Deleted", reason="teardown",
+                      commit=(inventory.commit or "")[:12]) for ref in refs]
