@@ -155,3 +155,17 @@ def test_registries_go_with_their_group_and_survive_a_restart(local_azure, azure
     acr = local_azure.registry_client()
     assert acr.registries.get(fresh_name, kept).login_server == f"{kept}.azurecr.io"
     assert acr.registries.list_credentials(fresh_name, kept).passwords[0].value == password
+
+
+def test_fail_rules_apply_to_registry_operations(local_azure, azure_clients, fresh_name, knobs_restored):
+    _group(azure_clients, fresh_name)
+    acr = local_azure.registry_client()
+    name = _registry_name(fresh_name)
+    knobs_restored.set_knobs(fail=[f"acr.create:{name}"])
+
+    with pytest.raises(HttpResponseError) as caught:
+        acr.registries.begin_create(fresh_name, name, _registry()).result()
+    assert "InjectedFailure" in str(caught.value)
+    assert acr.registries.get(fresh_name, name).provisioning_state == "Failed"
+    knobs_restored.set_knobs(fail=[])
+    assert acr.registries.begin_create(fresh_name, name, _registry()).result().provisioning_state == "Succeeded"
