@@ -21,6 +21,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from blocks.azure import AzureServicePrincipal
 from blocks.fleet_spec import FleetSpecBlock
 from localazure import Endpoint, LocalAzure
+from localazure.chartmirror import CHART_MIRROR_ENV, build_local_chart_mirror
 from tasks.retry import TIME_SCALE_ENV
 from tasks.spec import load_spec, parse_kubernetes_version
 
@@ -211,6 +212,8 @@ def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = Fal
               "checks of validate are reported as skipped")
     # fleetflow's own waits follow local Azure's clock.
     os.environ.setdefault(TIME_SCALE_ENV, str(local.knobs().get("time_scale", 0.01)))
+    # bootstrap-aso finds cert-manager and local mode's ASO chart in this mirror, as a fleet would find its own.
+    os.environ[CHART_MIRROR_ENV] = str(build_local_chart_mirror(local.state_dir / "charts"))
     with prefect_server_for_demo(local.state_dir / "prefect") as started_url:
         from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
@@ -228,8 +231,8 @@ def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = Fal
                                 [str(item.version) for item in offered.values_property or []])
 
         ui = PREFECT_UI_URL.value() or str(PREFECT_API_URL.value()).removesuffix("/api")
-        steps = ["provision", "join", "validate"] + ([f"staged upgrade to {upgrade_to}"] if upgrade_to else []) + \
-            ([] if keep else ["teardown"])
+        steps = ["provision", "join", "bootstrap-aso", *(["apply-resources"] if spec.gitops else []), "validate",
+                 *([f"staged upgrade to {upgrade_to}"] if upgrade_to else []), *([] if keep else ["teardown"])]
         print(f"running the lifecycle ({', '.join(steps)}); watch it at {ui}/runs — the fleet status, validation "
               "and upgrade tables are under Artifacts")
         done = threading.Event()

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from localazure.chartmirror import CHART_MIRROR_ENV, build_local_chart_mirror
 from localazure.local import LocalAzure, LocalAzureError
 
 
@@ -21,7 +22,8 @@ def up(state_dir: Path | None = None, **knobs: Any) -> int:
 
 def env(state_dir: Path | None = None) -> str:
     """Shell export lines pointing Azure SDK programs at the running emulator (admin credentials)."""
-    endpoint = LocalAzure(state_dir).endpoint
+    local = LocalAzure(state_dir)
+    endpoint = local.endpoint
     values = {
         "AZURE_TENANT_ID": endpoint.tenant_id,
         "AZURE_CLIENT_ID": endpoint.client_id,
@@ -31,6 +33,8 @@ def env(state_dir: Path | None = None) -> str:
         "AZURE_RESOURCE_MANAGER_ENDPOINT": endpoint.resource_manager_endpoint,
         "REQUESTS_CA_BUNDLE": endpoint.ca_bundle,
         "FLEETFLOW_CA_BUNDLE": endpoint.ca_bundle,
+        # The charts bootstrap-aso installs: the machine's mirror plus local mode's ASO chart.
+        CHART_MIRROR_ENV: str(build_local_chart_mirror(local.state_dir / "charts")),
     }
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
 
