@@ -21,7 +21,10 @@ from tasks.clients import kubernetes_api_client, load_azure_clients
 from tasks.fleet_members import member_state, read_member
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.fleets import fleet_state, read_fleet
+from tasks.gitops.sync import applied_objects_health
+from tasks.registry import has_registry_pull
 from tasks.retry import AzureOperationError, azure_task
+from tasks.service_operator import is_bootstrapped, service_operator_health
 from tasks.spec import ClusterSpec, FleetSpec
 
 Result = Literal["passed", "failed", "skipped"]
@@ -95,7 +98,33 @@ def check_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str)
         if error.retryable:
             raise
         return [*checks, _check("reachable", cluster.name, False, str(error))]
-    return [*checks, *_nodes_check(cluster, kubeconfig)]
+    return [*checks, *_nodes_check(cluster, kubeconfig),
+            *_platform_checks(spec, cluster, kubeconfig, credentials_block)]
+
+
+def _platform_checks(spec: FleetSpec, cluster: ClusterSpec, kubeconfig: str, credentials_block: str) -> list[Check]:
+    """Azure Service Operator (once bootstrap-aso ran), the Git-managed objects and registry pull rights."""
+    checks: list[Check] = []
+    try:
+        with kubernetes_api_client(kubeconfig) as api:
+            if not is_bootstrapped(api, spec):
+                return [Check(check="Azure Service Operator", target=cluster.name, result="skipped",
+                              detail="not bootstrapped yet (run bootstrap-aso)")]
+            for name, pending in service_operator_health(api, spec, cluster).items():
+                checks.append(_check(name, cluster.name, not pending, pending or "all"))
+            if spec.gitops is not None:
+                commit, problems = applied_objects_health(api, cluster.name)
+                checks.append(_check("Git objects healthy", cluster.name, commit is not None and not problems,
+                                     f"commit {commit[:12]}" if commit and not problems
+                                     else "; ".join(problems) or "apply-resources never ran here"))
+    except Exception as error:  # an unreachable API server was already reported by _nodes_check
+        return [_check("Azure Service Operator", cluster.name, False, f"{type(error).__name__}: {error}")]
+    if spec.gitops is not None:
+        clients = load_azure_clients(credentials_block)
+        granted = has_registry_pull(clients, spec, cluster)
+        checks.append(_check("registry pull (AcrPull)", cluster.name, granted,
+                             f"kubelet identity {'has' if granted else 'lacks'} AcrPull on {spec.registry_name}"))
+    return checks
 
 
 @flow(name="validate", task_runner=region_task_runner(), log_prints=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from tasks.aks import read_cluster
 from tasks.clients import AzureClients, load_azure_clients
 from tasks.ownership import Outcome
@@ -30,8 +32,6 @@ def kubelet_object_id(clients: AzureClients, spec: FleetSpec, cluster: ClusterSp
 
 def has_registry_pull(clients: AzureClients, spec: FleetSpec, cluster: ClusterSpec) -> bool:
     """Whether fleetflow's AcrPull assignment for the cluster's kubelet identity exists (for validate)."""
-    from azure.core.exceptions import ResourceNotFoundError
-
     scope = registry_id(clients.subscription_id, spec)
     name = assignment_name(scope, kubelet_object_id(clients, spec, cluster),
                            role_definition_id(clients.subscription_id, ACR_PULL_ROLE))

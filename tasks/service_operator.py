@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from kubernetes import client as kube_client
+from kubernetes.client.rest import ApiException
 from prefect import get_run_logger
 
 from blocks.azure import AzureServicePrincipal
@@ -165,3 +166,15 @@ def service_operator_health(api: kube_client.ApiClient, spec: FleetSpec, cluster
         "ASO controller Available": ", ".join(unavailable_deployments(api, cluster.name, operator.namespace)),
         "ASO CRDs Established": ", ".join(pending_crds(api, cluster.name, items)),
     }
+
+
+def is_bootstrapped(api: kube_client.ApiClient, spec: FleetSpec) -> bool:
+    """Whether bootstrap-aso has run on the cluster (its operator settings Secret exists)."""
+    try:
+        kube_client.CoreV1Api(api).read_namespaced_secret(SETTINGS_SECRET, spec.service_operator.namespace,
+                                                         _request_timeout=30)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True

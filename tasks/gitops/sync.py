@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TypedDict
 
+from kubernetes import client as kube_client
 from kubernetes.dynamic import DynamicClient
 from prefect import get_run_logger, task
 
@@ -229,3 +230,15 @@ def remove_cluster_objects(spec: FleetSpec, cluster: ClusterSpec, credentials_bl
     logger.info("removed %d Git-managed objects from %s", len(refs), cluster.name)
     return [ObjectRow(cluster=cluster.name, object=ref.display, kind=ref.kind, state="Deleted", reason="teardown",
                       commit=(inventory.commit or "")[:12]) for ref in refs]
+
+
+def applied_objects_health(api: kube_client.ApiClient, cluster: str) -> tuple[str | None, list[str]]:
+    """For validate: the commit applied on a cluster and a line per applied object that is not healthy."""
+    with dynamic_client(api) as dynamic:
+        inventory = read_inventory(api, cluster)
+        problems = []
+        for ref in inventory.objects:
+            health = health_of(ref.api_version, ref.kind, read_live(dynamic, ref))
+            if not health.ready:
+                problems.append(f"{ref.kind} {ref.display}: {health.state} {health.reason}")
+    return inventory.commit, problems
