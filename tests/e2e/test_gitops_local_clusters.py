@@ -21,7 +21,7 @@ from dulwich import porcelain
 from kubernetes import client as kube
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, LogFilter
 
 from blocks.azure import AzureServicePrincipal
 from flows.apply_resources import apply_resources
@@ -255,6 +255,26 @@ def test_a_changed_secret_writes_exactly_one_new_version(git_fleet: GitFleet) ->
     assert versions() == before + 1
     assert secrets.get_secret("app-db-password").value == "second-password-value"
     assert "second-password-value" not in json.dumps(_latest_artifact("apply-resources-gitfleet"))
+
+
+def test_no_secret_reached_any_log_parameter_or_artifact(git_fleet: GitFleet) -> None:
+    operator: AzureServicePrincipal = AzureServicePrincipal.load("fleetflow-aso")  # type: ignore[assignment]
+    admin: AzureServicePrincipal = AzureServicePrincipal.load("fleetflow-azure")  # type: ignore[assignment]
+    secrets = [operator.client_secret.get_secret_value(), admin.client_secret.get_secret_value(),
+               "first-password-value", "second-password-value"]
+
+    async def everything() -> str:
+        async with get_client() as client:
+            runs = await client.read_flow_runs()
+            logs = await client.read_logs(log_filter=LogFilter(), limit=200000)
+            artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter())
+        return "\n".join([*(str(run.parameters) for run in runs), *(log.message for log in logs),
+                          *(str(artifact.data) for artifact in artifacts)])
+
+    text = asyncio.run(everything())
+    assert "bootstrap-aso" in text and "apply-resources" in text  # the flows' own records are there
+    for secret in secrets:
+        assert secret not in text
 
 
 def test_teardown_leaves_nothing_in_local_azure(git_fleet: GitFleet) -> None:
