@@ -362,3 +362,71 @@ def test_client_secrets_appear_in_no_log_artifact_or_parameter(fleet: Fleet):
     everything = "\n".join([*(json.dumps(run.parameters) for run in runs), *logs, *artifacts])
     assert admin_secret not in everything
     assert operator_secret not in everything
+
+
+def _run_in_thread(flow: Any, path: str) -> tuple[Any, dict[str, Any]]:
+    import threading
+
+    box: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: box.update(state=flow(fleet=path, return_state=True)), daemon=True)
+    thread.start()
+    return thread, box
+
+
+def _wait_for(what: str, probe: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_provision_and_join_converge_after_local_azure_is_killed_mid_create_and_mid_join(fleet: Fleet, local_azure):
+    # Local Azure is SIGKILLed while provision is creating the fleet: the re-run finds the fleet Failed
+    # (not Creating forever) and converges without sitting out any wait.
+    local_azure.azure.set_knobs(latency={"fleet.create": 600_000})  # 10 min at the session scale
+    thread, _ = _run_in_thread(provision, fleet.path)
+
+    def fleet_creating() -> bool:
+        try:
+            return bool(fleet.clients.fleet.fleets.get(fleet.group, fleet.spec.name).provisioning_state
+                        == "Creating")
+        except Exception:
+            return False
+
+    _wait_for("the fleet to be Creating", fleet_creating)
+    local_azure.restart(crash=True)  # back with the session's latencies
+    thread.join(120)
+    assert not thread.is_alive()
+    started = time.monotonic()
+    rerun = provision(fleet=fleet.path, return_state=True)
+    provision_seconds = time.monotonic() - started
+    assert rerun.is_completed(), rerun.message
+    assert fleet.clients.fleet.fleets.get(fleet.group, fleet.spec.name).provisioning_state == "Succeeded"
+    # The interrupted run's own retries may already have re-created the Failed fleet.
+    assert {item["action"] for item in rerun.result() if item["kind"] == "fleet"} <= {"recreated", "unchanged"}
+    assert not logged(rerun, "still Creating", timeout=1.0)
+    assert provision_seconds < 60, f"provision took {provision_seconds:.1f} s after the crash"
+
+    # Killed again while the members are joining: join's re-run converges the same way.
+    local_azure.azure.set_knobs(latency={"fleet.member.create": 600_000})
+    thread, _ = _run_in_thread(join, fleet.path)
+
+    def members_joining() -> bool:
+        try:
+            return any(m.provisioning_state == "Joining" for m in fleet.members().values())
+        except Exception:
+            return False
+
+    _wait_for("a member to be Joining", members_joining)
+    local_azure.restart(crash=True)
+    thread.join(120)
+    assert not thread.is_alive()
+    started = time.monotonic()
+    rejoined = join(fleet=fleet.path, return_state=True)
+    join_seconds = time.monotonic() - started
+    assert rejoined.is_completed(), rejoined.message
+    members = fleet.members()
+    assert {name: m.provisioning_state for name, m in members.items()} == {
+        c.member_name: "Succeeded" for c in fleet.spec.clusters()}
+    assert join_seconds < 60, f"join took {join_seconds:.1f} s after the crash"
+    assert not logged(rejoined, "still Joining", timeout=1.0)
