@@ -213,3 +213,21 @@ def test_retry_delays_follow_the_time_scale(monkeypatch):
     assert delays[0] == pytest.approx(0.1) and delays[5 - 4] == pytest.approx(0.3)
     monkeypatch.setenv("FLEETFLOW_TIME_SCALE", "1")
     assert delays[1] == 30.0 and len(delays) == 2
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # Resource Manager's subscription-level throttling: its code is in no transient list, the status decides.
+        http_error(429, "SubscriptionRequestsThrottled", "Number of requests for subscription exceeded the limit"),
+        http_error(429, "ResourceCollectionRequestsThrottled", "Number of requests for the collection exceeded"),
+        # A bare 429 from a gateway: no error body at all.
+        HttpResponseError(response=_Response(429, {})),
+    ],
+    ids=["SubscriptionRequestsThrottled", "ResourceCollectionRequestsThrottled", "bare-429"],
+)
+def test_throttling_is_retried_whatever_code_it_carries(error: HttpResponseError):
+    verdict = classify(error)
+    assert verdict.retryable, verdict
+    assert verdict.status == 429
+    assert verdict.reason == "transient error persisted through the SDK's retries"
