@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from localazure.kube import processes
-from localazure.kube.loopback import DISABLED_ADMISSION_PLUGINS, LOOPBACK_OBJECTS
+from localazure.kube.loopback import DISABLED_ADMISSION_PLUGINS, LOOPBACK_OBJECTS, POLICY_PROBE, POLICY_PROBE_PATH
 from localazure.kube.pki import ADMIN, CONTROLLER_MANAGER, KWOK, SCHEDULER, ClientIdentity, ClusterPki
 from localazure.kube.processes import ProcessRecord
 from localazure.kube.sizes import node_resources, vm_size
@@ -42,7 +42,9 @@ STATE_FILE = "cluster.json"
 DEFAULT_NODE_IMAGE_VERSION = "AKSUbuntu-2204gen2containerd-202610.01.0"
 # Nodes kwok manages carry this annotation; kwok is started with the matching selector.
 KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
-SERVICE_CIDR = "10.0.0.0/16"  # AKS default
+# AKS's default is 10.0.0.0/16 (what Resource Manager reports); a local cluster's Services get loopback
+# ClusterIPs instead, so that anything dialling a Service (a webhook, an aggregated API) stays on this machine.
+SERVICE_CIDR = "127.1.0.0/16"
 POD_CIDR = "10.244.0.0/16"  # AKS kubenet default
 
 # The process running apiserver, controller-manager and scheduler together (`kube control-plane`).
@@ -948,8 +950,7 @@ class LocalCluster:
             },
         }
 
-    def _create(self, collection: str, manifest: dict[str, Any]) -> None:
-        """POST an object; one that already exists is left as it is."""
+    def _post(self, collection: str, manifest: dict[str, Any]) -> tuple[int, bytes]:
         body = json.dumps(manifest).encode()
         connection = http.client.HTTPSConnection(
             "127.0.0.1", self._state.ports.apiserver, context=self._ssl_context(), timeout=10
@@ -957,10 +958,14 @@ class LocalCluster:
         try:
             connection.request("POST", collection, body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
-            payload = response.read()
+            return response.status, response.read()
         finally:
             connection.close()
-        if response.status not in (200, 201, 409):
+
+    def _create(self, collection: str, manifest: dict[str, Any]) -> None:
+        """POST an object; one that already exists is left as it is."""
+        status, payload = self._post(collection, manifest)
+        if status not in (200, 201, 409):
             message = json.loads(payload).get("message", payload[:200]) if payload else ""
             raise LocalClusterError(
                 f"{self.name}: creating {manifest['kind']} {manifest['metadata']['name']} failed: {message}"
@@ -969,10 +974,16 @@ class LocalCluster:
     def _create_node(self, manifest: dict[str, Any]) -> None:
         self._create("/api/v1/nodes", manifest)
 
-    def _ensure_loopback_policy(self) -> None:
+    def _ensure_loopback_policy(self, timeout: float = 60.0) -> None:
         # Before any client starts: nothing may create a conversion webhook or a Service-backed APIService.
         for collection, manifest in LOOPBACK_OBJECTS:
             self._create(collection, manifest)
+        deadline = time.monotonic() + timeout
+        while self._post(POLICY_PROBE_PATH, POLICY_PROBE)[0] not in (403, 422):
+            if time.monotonic() > deadline:
+                raise LocalClusterError(f"{self.name}: the loopback admission policy is not enforced after "
+                                        f"{timeout:g}s; logs in {self.home / 'logs'}")
+            time.sleep(0.1)
 
     def _register_nodes(self, pools: list[_PoolState], timeout: float) -> None:
         names = []

@@ -75,6 +75,25 @@ LOOPBACK_OBJECTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings", LOOPBACK_POLICY_BINDING),
 )
 
+# A CRD the policy must refuse; sent as a dry run after start-up until it is refused, because a new policy
+# takes a moment to reach the apiserver's admission chain.
+POLICY_PROBE: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "probes.loopback.fleetflow.local"},
+    "spec": {
+        "group": "loopback.fleetflow.local",
+        "names": {"kind": "Probe", "plural": "probes", "singular": "probe", "listKind": "ProbeList"},
+        "scope": "Namespaced",
+        "versions": [{"name": "v1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": {"type": "object"}}}],
+        "conversion": {"strategy": "Webhook", "webhook": {
+            "conversionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"name": "probe", "namespace": "default", "path": "/convert"}}}},
+    },
+}
+POLICY_PROBE_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions?dryRun=All"
+
 _TCP_STATES = {
     "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
     "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
