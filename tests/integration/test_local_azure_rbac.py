@@ -111,3 +111,27 @@ def test_built_in_role_definitions_are_readable_by_id_and_name(azure_clients, lo
     contributor = list(definitions.list(scope, filter="roleName eq 'Contributor'"))
     assert [d.name for d in contributor] == [CONTRIBUTOR]
     assert definitions.get(scope, READER).permissions[0].actions == ["*/read"]
+
+
+def test_a_grant_on_a_group_does_not_reach_a_group_whose_name_it_prefixes(local_azure, azure_clients, fresh_name):
+    # Scopes are compared segment by segment: Contributor on "<name>-app-a" says nothing about "<name>-app-ab".
+    groups = azure_clients.resource.resource_groups
+    granted = groups.create_or_update(fresh_name + "-app-a", {"location": "eastus"})
+    groups.create_or_update(fresh_name + "-app-ab", {"location": "eastus"})
+    sp, clients = _sp_clients(local_azure, fresh_name)
+    _assign(azure_clients, granted.id, CONTRIBUTOR, sp["objectId"])
+    cluster = {"location": "eastus", "properties": {"dnsPrefix": "x", "agentPoolProfiles": [{"name": "np1"}]}}
+
+    assert clients.resource.resource_groups.get(fresh_name + "-app-a").name == fresh_name + "-app-a"
+    for attempt in (
+        lambda: clients.resource.resource_groups.get(fresh_name + "-app-ab"),
+        lambda: clients.resource.resource_groups.update(fresh_name + "-app-ab", {"tags": {"x": "y"}}),
+        lambda: clients.containerservice.managed_clusters.begin_create_or_update(fresh_name + "-app-ab", "theirs",
+                                                                                  cluster),
+    ):
+        with pytest.raises(HttpResponseError) as caught:
+            attempt()
+        assert caught.value.status_code == 403, caught.value
+        assert caught.value.error.code == "AuthorizationFailed"
+        assert f"/resourceGroups/{fresh_name}-app-ab" in caught.value.error.message
+    assert {g.name for g in clients.resource.resource_groups.list()} == {fresh_name + "-app-a"}
