@@ -58,6 +58,33 @@ def _ca_bundle_path(pem: str) -> str:
         return _ca_files[digest]
 
 
+class _NamedCredential(ClientSecretCredential):
+    """A ClientSecretCredential whose failures say which token endpoint they came from (tasks/retry.py
+    reads it to name the endpoint and to tell a refused connection from refused credentials)."""
+
+    def __init__(self, *args: Any, authority: str, **kwargs: Any) -> None:
+        super().__init__(*args, authority=authority, **kwargs)
+        self._token_endpoint = authority
+
+    def _named(self, error: Exception) -> None:
+        with contextlib.suppress(AttributeError):
+            error.fleetflow_token_endpoint = self._token_endpoint  # type: ignore[attr-defined]
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        try:
+            return super().get_token(*scopes, **kwargs)
+        except Exception as error:
+            self._named(error)
+            raise
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        try:
+            return super().get_token_info(*scopes, options=options)
+        except Exception as error:
+            self._named(error)
+            raise
+
+
 class AzureClients:
     """Credential and management clients for one service principal and endpoint."""
 
@@ -75,7 +102,7 @@ class AzureClients:
     @cached_property
     def credential(self) -> ClientSecretCredential:
         """The service principal's token credential."""
-        return ClientSecretCredential(
+        return _NamedCredential(
             tenant_id=self.principal.tenant_id,
             client_id=self.principal.client_id,
             client_secret=self.principal.client_secret.get_secret_value(),

@@ -7,10 +7,16 @@ decides between "retry the whole task later" and "fail now with Azure's message"
 the same way:
 
 * retried with backoff: another operation in progress on the resource (409 OperationNotAllowed /
-  AnotherOperationInProgress), throttling or server errors the SDK could not outlast, connection
-  failures, and long-running operations that failed with a transient code;
-* failed at once: authentication and authorization (401, 403), bad requests naming a property (400),
-  a missing parent (404), and anything else Azure calls permanent.
+  AnotherOperationInProgress), throttling or server errors the SDK could not outlast, connections
+  refused, reset or timed out -- to the token endpoint as much as to Resource Manager -- and
+  long-running operations that failed with a transient code;
+* failed at once: the token endpoint refusing the credentials (wrong secret, unknown client, disabled
+  principal), an untrusted TLS certificate, authorization (401, 403), bad requests naming a property
+  (400), a missing parent (404), and anything else Azure calls permanent.
+
+The decision goes by cause, not by exception class: azure-identity reports a refused connection as a
+ClientAuthenticationError, which is neither permanent nor an authentication failure. Reasons name the
+endpoint (token endpoint or Resource Manager, with its host).
 
 Waits scale with FLEETFLOW_TIME_SCALE (wall seconds per Azure second, default 1) so that tests and the
 local demo against a time-scaled local Azure do not sit through Azure-sized delays.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +36,9 @@ from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ServiceRequestError,
+    ServiceRequestTimeoutError,
     ServiceResponseError,
+    ServiceResponseTimeoutError,
 )
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
@@ -136,15 +145,119 @@ def _error_codes(error: HttpResponseError) -> tuple[str | None, list[str], str]:
     return code, [d for d in details if d], str(message)
 
 
+# Entra ID (token endpoint) answers that no retry can change, by AADSTS code.
+TOKEN_REFUSALS = {
+    "AADSTS7000215": "wrong client secret",
+    "AADSTS7000222": "client secret expired",
+    "AADSTS7000216": "no client secret sent",
+    "AADSTS700016": "unknown client id (no such application in the tenant)",
+    "AADSTS7000112": "service principal disabled",
+    "AADSTS700024": "client assertion not valid",
+    "AADSTS90002": "unknown tenant",
+    "AADSTS900023": "tenant id is not valid",
+    "AADSTS50034": "unknown account",
+    "AADSTS50057": "account disabled",
+    "AADSTS53003": "blocked by conditional access",
+}
+_AADSTS = re.compile(r"AADSTS\d+")
+_HOST_PORT = re.compile(r"host='([^']+)',\s*port=(\d+)")
+_URL = re.compile(r"https?://[^\s'\"()<>]+")
+TOKEN_ENDPOINT_ATTRIBUTE = "fleetflow_token_endpoint"
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and every exception it was raised from or during (cause/context), each once."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _connection_problem(error: BaseException) -> str | None:
+    """'connection refused' / 'connection reset' / 'timed out' / 'connection failed' when a connection
+    (not an answer) failed anywhere in the error's chain; None otherwise."""
+    if any(isinstance(link, HttpResponseError) and isinstance(link.status_code, int) for link in _chain(error)):
+        return None  # an answer came back: its status and code decide
+    failed = False
+    timed_out = False
+    for link in _chain(error):
+        if isinstance(link, ServiceRequestTimeoutError | ServiceResponseTimeoutError | TimeoutError):
+            timed_out = True
+        if isinstance(link, ServiceRequestError | ServiceResponseError | ConnectionError | TimeoutError):
+            failed = True
+    text = " ".join(str(link) for link in _chain(error)).lower()
+    if not failed and not any(marker in text for marker in (
+            "connection refused", "connection reset", "failed to establish a new connection", "timed out",
+            "remotedisconnected", "connection aborted")):
+        return None
+    if "certificate verify failed" in text or "certificate_verify_failed" in text:
+        return None  # a TLS trust failure is not transient: see _tls_problem
+    if "refused" in text:
+        return "connection refused"
+    if "reset" in text or "aborted" in text or "remotedisconnected" in text:
+        return "connection reset"
+    if timed_out or "timed out" in text or "timeout" in text:
+        return "timed out"
+    return "connection failed"
+
+
+def _endpoint_of(error: BaseException) -> str | None:
+    """The endpoint a failed call went to, as far as the error tells."""
+    for link in _chain(error):
+        named = getattr(link, TOKEN_ENDPOINT_ATTRIBUTE, None)
+        if named:
+            return str(named)
+    for link in _chain(error):
+        response = getattr(link, "response", None)
+        request = getattr(response, "request", None)
+        url = getattr(request, "url", None)
+        if isinstance(url, str) and url:
+            return url.split("?", 1)[0]
+    text = " ".join(str(link) for link in _chain(error))
+    host = _HOST_PORT.search(text)
+    if host:
+        return f"{host.group(1)}:{host.group(2)}"
+    url_match = _URL.search(text)
+    return url_match.group(0) if url_match else None
+
+
+def _is_token_failure(error: BaseException) -> bool:
+    return any(isinstance(link, ClientAuthenticationError) and not isinstance(link.status_code, int)
+               or getattr(link, TOKEN_ENDPOINT_ATTRIBUTE, None) for link in _chain(error))
+
+
 def classify(error: BaseException) -> Classification:
-    """Decide whether a failed Azure call is worth retrying, and say why."""
+    """Decide whether a failed Azure call is worth retrying, and say why -- by cause, not exception class.
+
+    A connection that was refused, reset or timed out is transient whichever endpoint it went to (the
+    token endpoint or Resource Manager); a token endpoint refusing the credentials (wrong secret,
+    unknown client, disabled principal) is permanent; the reason names the endpoint.
+    """
     if isinstance(error, AzureOperationError):
         return Classification(error.retryable, error.reason, error.status, error.code, error.azure_message)
     if isinstance(error, FleetflowError):
         return Classification(error.retryable, "fleetflow check", message=str(error))
-    if isinstance(error, ClientAuthenticationError) and not isinstance(error.status_code, int):
-        # Raised by azure-identity when the token endpoint refuses the credentials.
-        return Classification(False, "authentication failed", code="AuthenticationFailed", message=error.message)
+    token = _is_token_failure(error)
+    endpoint = _endpoint_of(error)
+    where = ("token endpoint" if token else "Resource Manager") + (f" {endpoint}" if endpoint else "")
+    problem = _connection_problem(error)
+    if problem is not None:
+        return Classification(True, f"{problem} by {where}" if problem == "connection refused"
+                              else f"{problem} talking to {where}", message=_first_line(error))
+    text = " ".join(str(link) for link in _chain(error))
+    if "certificate verify failed" in text.lower() or "certificate_verify_failed" in text.lower():
+        return Classification(False, f"TLS certificate of {where} not trusted (check the CA bundle)",
+                              code="CertificateVerifyFailed", message=_first_line(error))
+    if token:
+        # azure-identity raises ClientAuthenticationError without a status when Entra ID refuses the request.
+        found = _AADSTS.search(text)
+        code = found.group(0) if found else None
+        what = TOKEN_REFUSALS.get(code or "", "credentials refused")
+        message = error.message if isinstance(error, ClientAuthenticationError) else str(error)
+        return Classification(False, f"{where} refused the credentials: {what}", code=code or "AuthenticationFailed",
+                              message=message)
     if isinstance(error, HttpResponseError):
         status = error.status_code
         code, detail_codes, message = _error_codes(error)
@@ -171,9 +284,11 @@ def classify(error: BaseException) -> Classification:
         if status == 400:
             return Classification(False, "request rejected", status, code, message)
         return Classification(False, "permanent error", status, code, message)
-    if isinstance(error, ServiceRequestError | ServiceResponseError | ConnectionError | TimeoutError):
-        return Classification(True, "connection failed", message=str(error))
     return Classification(False, f"unexpected {type(error).__name__}", message=str(error))
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 @contextlib.contextmanager

@@ -10,7 +10,9 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceRequestTimeoutError,
     ServiceResponseError,
+    ServiceResponseTimeoutError,
 )
 from azure.core.pipeline.transport import HttpRequest
 from azure.core.rest import HttpResponse
@@ -166,9 +168,102 @@ def test_permanent_failures_fail_at_once(error: BaseException, status: int):
     assert verdict.status == status
 
 
-def test_token_endpoint_refusal_is_permanent():
-    verdict = classify(ClientAuthenticationError("AADSTS7000215: Invalid client secret provided."))
-    assert not verdict.retryable and verdict.reason == "authentication failed"
+TOKEN_ENDPOINT = "https://login.example.test/tenant"
+
+
+def _identity_error(message: str, cause: BaseException | None = None, endpoint: str | None = TOKEN_ENDPOINT):
+    """Shaped as azure-identity raises it (ClientAuthenticationError, no status) and as fleetflow's credential
+    annotates it with its token endpoint."""
+    try:
+        try:
+            if cause is not None:
+                raise cause
+            raise ClientAuthenticationError(f"Authentication failed: {message}")
+        except ClientAuthenticationError:
+            raise
+        except Exception as inner:
+            raise ClientAuthenticationError(f"Authentication failed: {inner}") from inner
+    except ClientAuthenticationError as error:
+        if endpoint:
+            error.fleetflow_token_endpoint = endpoint  # type: ignore[attr-defined]
+        return error
+
+
+REFUSED = "HTTPSConnection(host='127.0.0.1', port=8443): Failed to establish a new connection: [Errno 111] " \
+          "Connection refused"
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (_identity_error("", ServiceRequestError(REFUSED)), f"connection refused by token endpoint {TOKEN_ENDPOINT}"),
+        (_identity_error("", ServiceRequestError(REFUSED), endpoint=None),
+         "connection refused by token endpoint 127.0.0.1:8443"),
+        (_identity_error("", ServiceResponseError("Connection reset by peer")),
+         f"connection reset talking to token endpoint {TOKEN_ENDPOINT}"),
+        (_identity_error("", ServiceRequestTimeoutError("Connection to 127.0.0.1 timed out. (connect timeout=1)")),
+         f"timed out talking to token endpoint {TOKEN_ENDPOINT}"),
+        (ServiceRequestError(REFUSED), "connection refused by Resource Manager 127.0.0.1:8443"),
+        (ServiceResponseError("('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))"),
+         "connection reset talking to Resource Manager"),
+        (ServiceResponseTimeoutError("HTTPSConnectionPool(host='127.0.0.1', port=8443): Read timed out."),
+         "timed out talking to Resource Manager 127.0.0.1:8443"),
+        (ConnectionRefusedError(111, "Connection refused"), "connection refused by Resource Manager"),
+    ],
+)
+def test_connection_failures_to_any_endpoint_are_transient_and_named(error: BaseException, expected: str):
+    verdict = classify(error)
+    assert verdict.retryable, verdict
+    assert verdict.reason == expected
+
+
+@pytest.mark.parametrize(
+    ("message", "what", "code"),
+    [
+        ("AADSTS7000215: Invalid client secret provided.", "wrong client secret", "AADSTS7000215"),
+        ("AADSTS700016: Application with identifier 'x' was not found in the directory 't'.",
+         "unknown client id", "AADSTS700016"),
+        ("AADSTS7000112: Application 'x'(fleetflow) is disabled.", "service principal disabled", "AADSTS7000112"),
+        ("AADSTS7000222: The provided client secret keys for app 'x' are expired.", "client secret expired",
+         "AADSTS7000222"),
+        ("AADSTS90002: Tenant 't' not found.", "unknown tenant", "AADSTS90002"),
+        ("invalid_client", "credentials refused", "AuthenticationFailed"),
+    ],
+)
+def test_token_endpoint_refusals_are_permanent_and_say_which(message: str, what: str, code: str):
+    verdict = classify(_identity_error(message))
+    assert not verdict.retryable, verdict
+    assert verdict.reason.startswith(f"token endpoint {TOKEN_ENDPOINT} refused the credentials: {what}")
+    assert verdict.code == code
+
+
+def test_an_untrusted_certificate_is_permanent_and_points_at_the_ca_bundle():
+    error = ServiceRequestError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate "
+                                "(_ssl.c:1000) HTTPSConnection(host='127.0.0.1', port=8443)")
+    verdict = classify(error)
+    assert not verdict.retryable
+    assert "CA bundle" in verdict.reason and "127.0.0.1:8443" in verdict.reason
+
+
+def test_an_answer_mentioning_a_timeout_is_judged_by_its_status():
+    verdict = classify(http_error(400, "InvalidParameter", "the drain timed out: connection refused by the pod"))
+    assert not verdict.retryable and verdict.status == 400
+
+
+def test_azure_call_message_says_transient_and_names_the_token_endpoint():
+    with pytest.raises(AzureOperationError) as raised, azure_call("read fleet", RESOURCE, "eastus"):
+        raise _identity_error("", ServiceRequestError(REFUSED))
+    text = str(raised.value)
+    assert raised.value.retryable
+    assert f"transient, will be retried: connection refused by token endpoint {TOKEN_ENDPOINT}" in text
+
+
+def test_azure_call_message_says_permanent_and_which_refusal():
+    with pytest.raises(AzureOperationError) as raised, azure_call("read fleet", RESOURCE, "eastus"):
+        raise _identity_error("AADSTS7000215: Invalid client secret provided.")
+    text = str(raised.value)
+    assert not raised.value.retryable
+    assert f"permanent: token endpoint {TOKEN_ENDPOINT} refused the credentials: wrong client secret" in text
 
 
 def test_unexpected_exceptions_are_not_retried():
