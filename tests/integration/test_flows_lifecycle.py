@@ -430,3 +430,33 @@ def test_provision_and_join_converge_after_local_azure_is_killed_mid_create_and_
         c.member_name: "Succeeded" for c in fleet.spec.clusters()}
     assert join_seconds < 60, f"join took {join_seconds:.1f} s after the crash"
     assert not logged(rejoined, "still Joining", timeout=1.0)
+
+
+def test_teardown_keeps_clusters_under_the_specs_names_that_this_fleet_does_not_own(fleet: Fleet):
+    # The group is this fleet's, but the clusters bearing the spec's names are not: one made by hand (no
+    # ownership tags), one tagged as another fleet's. Teardown deletes neither, and so keeps the group.
+    from azure.mgmt.containerservice.models import ManagedCluster
+
+    fleet.clients.resource.resource_groups.create_or_update(fleet.group, {"location": "eastus",
+                                                                          "tags": fleet.spec.ownership_tags})
+    hand_made, other_fleets = fleet.spec.cluster("eastus"), fleet.spec.cluster("westus2")
+    foreign_tags = {
+        hand_made.name: {"team": "someone-else"},
+        other_fleets.name: {**fleet.spec.ownership_tags, "fleetflow-fleet": "another-fleet"},
+    }
+    for cluster in (hand_made, other_fleets):
+        body = desired_cluster(cluster)
+        body["tags"] = foreign_tags[cluster.name]
+        fleet.clients.containerservice.managed_clusters.begin_create_or_update(
+            fleet.group, cluster.name, ManagedCluster(body)).result()
+
+    kept = teardown(fleet=fleet.path, return_state=True)
+    assert kept.is_completed(), kept.message
+    actions = {item["region"]: (item["action"], item["detail"]) for item in kept.result()
+               if item["kind"] == "AKS cluster"}
+    assert actions == {"eastus": ("kept", "not owned by this fleet"), "westus2": ("kept", "not owned by this fleet"),
+                       "centralus": ("absent", "")}
+    assert {name: c.tags for name, c in fleet.clusters().items()} == foreign_tags
+    assert fleet.group_exists()
+    assert [item["action"] for item in kept.result() if item["kind"] == "resource group"] == ["kept"]
+    assert not [op for op in fleet.operations() if op["kind"] == "aks.delete"]
