@@ -29,6 +29,7 @@ ui-deps:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: venv tools ui-deps lint
 	$(BIN)/pytest -q
