@@ -10,6 +10,7 @@ from tasks.fleet_members import delete_member, owned_fleet_members
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.fleets import delete_fleet
 from tasks.gitops.sync import remove_cluster_objects
+from tasks.keyvault import purge_deleted_vault
 from tasks.ownership import Outcome
 from tasks.rbac import delete_operator_role
 from tasks.resource_groups import delete_resource_group
@@ -38,6 +39,8 @@ def teardown(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azur
             unmapped(spec), spec.clusters(), unmapped(credentials_block)))
         raise_if_failed("teardown: remove Git-managed objects", failures, spec.name)
         logger.info("removed %d Git-managed objects", sum(len(rows) for rows in removed_objects))
+        # The vault ASO deleted stays soft-deleted, its name reserved, until purged.
+        outcomes.append(purge_deleted_vault(spec, credentials_block))
 
     members = owned_fleet_members(spec, credentials_block)
     removed, failures = gather("remove members", delete_member.map(unmapped(spec), members,

@@ -24,6 +24,7 @@ from azure.keyvault.secrets import SecretClient
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.containerservicefleet import ContainerServiceFleetMgmtClient
+from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
@@ -136,6 +137,11 @@ class AzureClients:
         return ContainerServiceFleetMgmtClient(self.credential, self.subscription_id, **self._client_options())
 
     @cached_property
+    def keyvault(self) -> KeyVaultManagementClient:
+        """Key vaults, including soft-deleted ones."""
+        return KeyVaultManagementClient(self.credential, self.subscription_id, **self._client_options())
+
+    @cached_property
     def authorization(self) -> AuthorizationManagementClient:
         """Role definitions and role assignments."""
         return AuthorizationManagementClient(self.credential, self.subscription_id, **self._client_options())
@@ -157,7 +163,7 @@ class AzureClients:
         """Close every client built so far and the credential."""
         for client in self.__dict__.pop("_secret_clients", {}).values():
             client.close()
-        for name in ("resource", "containerservice", "fleet", "authorization", "credential"):
+        for name in ("resource", "containerservice", "fleet", "keyvault", "authorization", "credential"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()
 

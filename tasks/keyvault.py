@@ -87,3 +87,26 @@ def write_key_vault_secrets(spec: FleetSpec, credentials_block: str) -> list[Out
         logger.info("key vault secret %s %s from block %s (version %s)", secret_name, action, block_name, version)
         outcomes.append(outcome(secret_id, KIND, action, f"from block {block_name}, version {version}"))
     return outcomes
+
+
+@azure_task(task_run_name="purge-deleted-key-vault")
+def purge_deleted_vault(spec: FleetSpec, credentials_block: str) -> Outcome:
+    """Purge the fleet's key vault once deleted (Azure keeps it soft-deleted and its name reserved otherwise);
+    a vault with purge protection is left to expire, and said so."""
+    logger = get_run_logger()
+    clients = load_azure_clients(credentials_block)
+    resource_id = vault_id(clients.subscription_id, spec)
+    with azure_call("read deleted key vault", resource_id, spec.location):
+        try:
+            deleted = clients.keyvault.vaults.get_deleted(spec.key_vault_name, spec.location)
+        except ResourceNotFoundError:
+            return outcome(resource_id, "deleted key vault", "absent")
+    if deleted.properties is not None and deleted.properties.purge_protection_enabled:
+        logger.warning("key vault %s is soft-deleted with purge protection; Azure purges it on %s",
+                       spec.key_vault_name, deleted.properties.scheduled_purge_date)
+        return outcome(resource_id, "deleted key vault", "kept",
+                       "purge protection: Azure purges it when its retention ends")
+    with azure_call("purge deleted key vault", resource_id, spec.location):
+        clients.keyvault.vaults.begin_purge_deleted(spec.key_vault_name, spec.location).result()
+    logger.info("purged the soft-deleted key vault %s", spec.key_vault_name)
+    return outcome(resource_id, "deleted key vault", "deleted", "purged")

@@ -111,6 +111,7 @@ def git_fleet(prefect_server: None, chart_mirror: Path, tmp_path_factory: pytest
     mirror = build_local_chart_mirror(fleet.state_dir / "charts", str(chart_mirror))
     patcher = pytest.MonkeyPatch()
     patcher.setenv(CHART_MIRROR_ENV, str(mirror))
+    patcher.setenv("FLEETFLOW_TIME_SCALE", "0.01")  # task retries wait local Azure's seconds
     try:
         save_local_blocks(fleet.state_dir, fleet=str(fleet.spec_path))
         Secret(value="first-password-value").save("gitfleet-db-password", overwrite=True)
@@ -164,6 +165,43 @@ def test_a_changed_crd_pattern_upgrades_only_the_operator(git_fleet: GitFleet) -
         if original is None:
             del document["service_operator"]["crd_pattern"]
         git_fleet.spec_path.write_text(yaml.safe_dump(document))
+
+
+def _control_plane_pids(cluster_name: str) -> list[int]:
+    """Pids of the API server process of one local cluster (found by its cluster directory in the command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 1 and argv[1] in (b"control-plane", b"kube-apiserver") and \
+                any(cluster_name.encode() in arg for arg in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def test_an_unreachable_cluster_fails_alone_and_a_rerun_finishes_it(git_fleet: GitFleet) -> None:
+    import os
+    import signal
+
+    down = git_fleet.spec.cluster("centralus").name
+    pids = _control_plane_pids(down)
+    assert pids, f"no API server process found for {down}"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    state = bootstrap_aso(fleet=str(git_fleet.spec_path), return_state=True)
+    assert state.is_failed()
+    assert down in state.message and "1 failed" in state.message
+    rows = _latest_artifact("bootstrap-aso-gitfleet")
+    assert sorted(row["region"] for row in rows) == ["eastus", "westus2"]  # the others finished
+    # local Azure restarts a cluster whose processes died when it starts again.
+    LocalAzure(git_fleet.state_dir).stop()
+    LocalAzure.start(git_fleet.state_dir, clusters="local", time_scale=0.01)
+    again = bootstrap_aso(fleet=str(git_fleet.spec_path), return_state=True)
+    assert again.is_completed(), again.message
 
 
 def test_first_apply_makes_every_object_ready_and_the_azure_resources_exist(git_fleet: GitFleet) -> None:
