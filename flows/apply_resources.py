@@ -43,6 +43,10 @@ def apply_resources(fleet: str = "fleet.yaml", credentials_block: str = "fleetfl
     failures += [f"apply-resources: {line}" for line in unhealthy_rows(rows)]
     raise_if_failed("apply-resources", failures, spec.resource_group_name)
 
+    if any(row["state"] == "Skipped" for row in rows):
+        logger.warning("clusters without a Kubernetes API server were skipped: no registry pull rights or Key Vault "
+                       "secrets to set")
+        return rows
     follow_ups: list[PrefectFuture[Any]] = [grant_registry_pull.submit(spec, cluster, credentials_block)
                                             for cluster in clusters]
     if spec.gitops.key_vault_secrets:
