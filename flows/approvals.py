@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+from collections.abc import Iterator
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.objects import FlowRun
@@ -16,9 +19,29 @@ class ApprovalError(RuntimeError):
     """The flow run cannot be answered: not found, ambiguous, or not waiting for an approval."""
 
 
+def _api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value() or "(an ephemeral Prefect server)")
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[None]:
+    """Turn a Prefect API that cannot be reached into an ApprovalError naming the URL and the fix."""
+    try:
+        yield
+    except (httpx.TransportError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ApprovalError(f"cannot reach the Prefect API at {_api_url()} ({reason}); start it (prefect server "
+                            "start) or point PREFECT_API_URL at the server running the flow") from None
+    except httpx.HTTPStatusError as error:
+        raise ApprovalError(f"the Prefect API at {_api_url()} answered {error.response.status_code} "
+                            f"{error.response.reason_phrase}; check PREFECT_API_URL (and PREFECT_API_KEY)") from None
+
+
 def find_flow_run(reference: str) -> FlowRun:
     """A flow run by id, or by name (e.g. `crimson-falcon`)."""
-    with get_client(sync_client=True) as client:
+    with prefect_api(), get_client(sync_client=True) as client:
         try:
             return client.read_flow_run(UUID(reference))
         except ValueError:
@@ -35,6 +58,11 @@ def answer_pending_approval(reference: str, *, approve: bool, comment: str, appr
     """Resume a paused staged-upgrade run with an approval or a rejection; returns what was done."""
     if not approve and not comment.strip():
         raise ApprovalError("a rejection needs a reason (--reason)")
+    with prefect_api():
+        return _answer(reference, approve=approve, comment=comment, approver=approver)
+
+
+def _answer(reference: str, *, approve: bool, comment: str, approver: str | None) -> str:
     run = find_flow_run(reference)
     if not run.state or not run.state.is_paused():
         state = run.state.name if run.state else "unknown"

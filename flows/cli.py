@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,17 @@ def _spec_show(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
+    from localazure.local import LocalAzureError
+
+    try:
+        return _local_command(args)
+    except LocalAzureError as error:
+        print(f"fleetflow local {args.local_command}: {error} (fix: start it with `fleetflow local up`, or pass the "
+              "--state-dir it runs with)", file=sys.stderr)
+        return 1
+
+
+def _local_command(args: argparse.Namespace) -> int:
     from localazure import cli as local_cli
 
     state_dir = Path(args.state_dir) if args.state_dir else None
@@ -141,7 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fleetflow` console script."""
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("fleetflow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("FLEETFLOW_DEBUG"):
+            raise
+        # A user sees one line, never a traceback; FLEETFLOW_DEBUG=1 shows it for a bug report.
+        text = (str(error).strip().splitlines() or [""])[0]
+        print(f"fleetflow {args.command}: {type(error).__name__}: {text} (set FLEETFLOW_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

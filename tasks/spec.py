@@ -7,6 +7,7 @@ path and the fix, so an operator can correct a spec in one pass before anything 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -303,20 +304,33 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     return path or "(root)"
 
 
+def _spec_field_names() -> list[str]:
+    """Every key a fleet spec may hold, at any level (for spelling hints)."""
+    models: list[type[BaseModel]] = [FleetSpec, ClusterSettings, RegionSpec, StageSpec, UpdateStrategySpec,
+                                     ChartSpec, ServiceOperatorSpec, GitOpsSpec]
+    return sorted({name for model in models for name in model.model_fields})
+
+
 def _structural_problems(error: ValidationError) -> list[SpecProblem]:
     problems = []
     for item in error.errors():
         path = _loc_to_path(tuple(item["loc"]))
         kind = item["type"]
+        message = item["msg"]
         if kind == "missing":
             fix = f"add {path.rsplit('.', 1)[-1]}"
         elif kind == "extra_forbidden":
-            fix = "remove it or check its spelling against docs/fleet-spec.md"
+            near = difflib.get_close_matches(str(item["loc"][-1]), _spec_field_names(), n=1)
+            fix = (f"did you mean {near[0]!r}? " if near else "") + \
+                "remove it or check its spelling against docs/fleet-spec.md"
         elif kind == "literal_error":
             fix = f"use one of the allowed values ({item.get('ctx', {}).get('expected', '')})"
+        elif str(item["loc"][-1]) == "kubernetes_version" and isinstance(item.get("input"), int | float):
+            message = f"{item['input']!r} is a number in YAML, not a version (1.30 would read as 1.3)"
+            fix = 'quote it, e.g. kubernetes_version: "1.36"'
         else:
-            fix = "give a value of the expected type"
-        problems.append(SpecProblem(path, item["msg"], fix))
+            fix = "give a value of the expected type (see docs/fleet-spec.md)"
+        problems.append(SpecProblem(path, message, fix))
     return problems
 
 
@@ -525,25 +539,83 @@ def find_problems(document: Any) -> list[SpecProblem]:
     return _semantic_problems(spec)
 
 
+def _yaml_error_problem(error: yaml.YAMLError) -> SpecProblem:
+    """One line for a YAML syntax error: where (line, column) and what."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(root)"
+    what = " ".join(str(part) for part in (getattr(error, "context", None), getattr(error, "problem", None))
+                    if part) or str(error).splitlines()[0]
+    if "constructor for the tag" in what:
+        return SpecProblem(where, f"not valid YAML: {what}", "remove the tag: a fleet spec holds plain strings, "
+                           "numbers, lists and mappings")
+    return SpecProblem(where, f"not valid YAML: {what}", "fix the YAML syntax at that place (indent with spaces, "
+                       "quote values holding ': ' or '#')")
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[SpecProblem]:
+    """Mapping keys given twice anywhere in the document (YAML would silently keep the last one)."""
+    problems: list[SpecProblem] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+            child = f"{path}.{key}" if path else str(key)
+            if key is not None and key in first_line:
+                problems.append(SpecProblem(child, f"key {key!r} is given twice (lines {first_line[key]} and "
+                                            f"{key_node.start_mark.line + 1}); YAML would silently keep the last",
+                                            "keep one of them"))
+            elif key is not None:
+                first_line[key] = key_node.start_mark.line + 1
+            problems.extend(_duplicate_keys(value_node, child))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems.extend(_duplicate_keys(item, f"{path}[{index}]"))
+    return problems
+
+
 def parse_spec(text: str, source: str = "<text>") -> FleetSpec:
     """Parse and validate YAML text; raises FleetSpecError listing every problem."""
     try:
+        duplicates = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise FleetSpecError(source, [SpecProblem("(root)", f"not valid YAML: {error}", "fix the YAML syntax")]) \
-            from error
+        raise FleetSpecError(source, [_yaml_error_problem(error)]) from error
+    if duplicates:
+        raise FleetSpecError(source, duplicates)
     problems = find_problems(document)
     if problems:
         raise FleetSpecError(source, problems)
     return FleetSpec.model_validate(document)
 
 
+def decode_spec(data: bytes, source: str) -> str:
+    """The text of a spec file, which must be UTF-8 (a UTF-8 byte-order mark is allowed)."""
+    for bom, encoding in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                          (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if data.startswith(bom):
+            raise FleetSpecError(source, [SpecProblem("(file)", f"the file is {encoding} text; fleet specs are UTF-8",
+                                                      "save it as UTF-8 (e.g. iconv -f "
+                                                      f"{encoding} -t UTF-8), or re-create it from fleet.yaml")])
+    if b"\x00" in data[:4096]:
+        guess = "UTF-16 text without a byte-order mark" if data[1:200:2].count(0) > 20 else "a binary file"
+        raise FleetSpecError(source, [SpecProblem("(file)", f"the file holds NUL bytes: it looks like {guess}, "
+                                                  "not a YAML fleet spec", "pass the fleet spec YAML file (UTF-8 "
+                                                  "text), e.g. fleet.yaml")])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise FleetSpecError(source, [SpecProblem("(file)", f"byte 0x{data[error.start]:02x} on line {line} is not "
+                                                  "UTF-8: the file is not UTF-8 text", "save it as UTF-8, or pass "
+                                                  "the fleet spec YAML file, e.g. fleet.yaml")]) from None
+
+
 def load_spec(path: str | Path) -> FleetSpec:
     """Load and validate a fleet spec file; raises FleetSpecError listing every problem."""
     spec_path = Path(path)
     try:
-        text = spec_path.read_text()
+        data = spec_path.read_bytes()
     except OSError as error:
         raise FleetSpecError(str(spec_path), [SpecProblem("(file)", f"cannot read: {error.strerror}",
                                                           "pass the path of an existing fleet spec")]) from error
-    return parse_spec(text, str(spec_path))
+    return parse_spec(decode_spec(data, str(spec_path)), str(spec_path))
