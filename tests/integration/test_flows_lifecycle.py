@@ -460,3 +460,35 @@ def test_teardown_keeps_clusters_under_the_specs_names_that_this_fleet_does_not_
     assert fleet.group_exists()
     assert [item["action"] for item in kept.result() if item["kind"] == "resource group"] == ["kept"]
     assert not [op for op in fleet.operations() if op["kind"] == "aks.delete"]
+
+
+def test_provision_updating_another_field_keeps_the_version_an_upgrade_moved_ahead(fleet: Fleet, tmp_path: Path):
+    # A staged upgrade moved eastus to 1.37 while the spec still says 1.36; then the spec's node count changes.
+    # Provision scales every cluster and sends eastus its current version, never the spec's older one.
+    assert provision(fleet=fleet.path, return_state=True).is_completed()
+    eastus = fleet.spec.cluster("eastus")
+    managed = fleet.clients.containerservice.managed_clusters.get(fleet.group, eastus.name)
+    managed.kubernetes_version = "1.37.2"
+    upgraded = fleet.clients.containerservice.managed_clusters.begin_create_or_update(
+        fleet.group, eastus.name, managed).result()
+    assert upgraded.current_kubernetes_version == "1.37.2"
+
+    document = yaml.safe_load(Path(fleet.path).read_text())
+    document["cluster_defaults"]["node_count"] = 3
+    scaled_spec = tmp_path / "scaled.yaml"
+    scaled_spec.write_text(yaml.safe_dump(document))
+    state = provision(fleet=str(scaled_spec), return_state=True)
+    assert state.is_completed(), state.message
+
+    clusters = {item["region"]: item for item in state.result() if item["kind"] == "AKS cluster"}
+    assert {region: item["action"] for region, item in clusters.items()} == {
+        "eastus": "updated", "westus2": "updated", "centralus": "updated"}
+    assert clusters["eastus"]["detail"] == "1.37.2"
+    after = fleet.clusters()
+    assert {name: c.agent_pool_profiles[0].count for name, c in after.items()} == {
+        c.name: 3 for c in fleet.spec.clusters()}
+    assert after[eastus.name].current_kubernetes_version == "1.37.2"
+    assert after[eastus.name].kubernetes_version == "1.37.2"
+    assert all(after[c.name].current_kubernetes_version.startswith("1.36.") for c in fleet.spec.clusters()
+               if c.region != "eastus")
+    assert logged(state, eastus.name, "newer than the spec's 1.36")
