@@ -9,18 +9,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks.spec import FleetSpecError, load_spec
+from tasks.spec import FleetSpec, FleetSpecError, load_spec
 
 
 def _spec_validate(args: argparse.Namespace) -> int:
     try:
         spec = load_spec(args.file)
+        checked = None if args.offline else _versions_check(spec, args.file)
     except FleetSpecError as error:
         print(str(error), file=sys.stderr)
         return 1
+    if checked:
+        print(checked)
     print(f"{args.file}: valid — fleet {spec.name}, {len(spec.regions)} regions, "
           f"{len(spec.update_strategy.stages)} stages, resource group {spec.resource_group_name}")
     return 0
+
+
+def _versions_check(spec: FleetSpec, source: str) -> str:
+    from tasks.versions import check_against_azure
+
+    return check_against_azure(spec, source)
 
 
 def _spec_show(args: argparse.Namespace) -> int:
@@ -111,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     spec_commands = spec.add_subparsers(dest="spec_command", required=True)
     validate = spec_commands.add_parser("validate", help="report every problem with its field path and fix")
     validate.add_argument("file", help="fleet spec YAML, e.g. fleet.yaml")
+    validate.add_argument("--offline", action="store_true",
+                          help="skip checking Kubernetes versions against Azure (the AZURE_* environment or a "
+                          "running local Azure)")
     validate.set_defaults(handler=_spec_validate)
     show = spec_commands.add_parser("show", help="print the names fleetflow derives from a spec")
     show.add_argument("file", help="fleet spec YAML, e.g. fleet.yaml")

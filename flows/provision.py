@@ -12,6 +12,7 @@ from tasks.ownership import Outcome
 from tasks.rbac import ensure_operator_role, service_operator_object_id
 from tasks.resource_groups import ensure_resource_group
 from tasks.status import publish_fleet_status
+from tasks.versions import check_kubernetes_versions
 
 
 @flow(name="provision", task_runner=region_task_runner(), log_prints=False)
@@ -30,6 +31,8 @@ def provision(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azu
     logger.info("provisioning fleet %s: resource group %s, %d regions %s", spec.name, spec.resource_group_name,
                 len(clusters), [cluster.region for cluster in clusters])
 
+    # Kubernetes versions AKS does not offer in a region are a spec error: refuse before anything exists.
+    check_kubernetes_versions(spec, credentials_block)
     group = ensure_resource_group(spec, credentials_block)
     # Everything else needs only the group, so the fleet, every region's cluster and the role go at once:
     # the run takes as long as the slowest region, not the sum of them.
