@@ -85,3 +85,11 @@ def test_local_commands_without_local_azure_are_one_line_with_the_fix(tmp_path: 
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "fleetflow local up" in lines[0], done.stderr
+
+
+def test_the_fix_hint_points_to_a_page_documenting_every_spec_field():
+    from tasks.spec import _spec_field_names
+
+    page = (REPO / "docs" / "fleet-spec.md").read_text()
+    missing = [name for name in _spec_field_names() if f"`{name}`" not in page]
+    assert not missing, f"docs/fleet-spec.md does not document {missing}"
