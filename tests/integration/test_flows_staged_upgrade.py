@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, LogFilter
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.settings import PREFECT_API_URL
 
+from blocks.azure import AzureServicePrincipal
 from flows.approvals import answer_pending_approval
 from flows.provision import provision
 from flows.staged_upgrade import staged_upgrade
@@ -169,3 +170,52 @@ def test_a_failing_prod_member_fails_the_flow_naming_each_members_result(fleet, 
     test_member = fleet.group_of("test-group")[0].lower()
     assert f"{test_member} Completed" in state.message
     assert not fleet.versions()[failing].startswith("1.37")
+
+
+def run_records(state: Any, until: str, timeout: float = 30.0) -> str:
+    """Parameters, inputs, state messages and logs of a flow run and its subflows, plus every artifact, as text.
+
+    Logs reach the server in batches: wait until a line holding `until` arrived.
+    """
+    async def read() -> tuple[list[str], list[str]]:
+        async with get_client() as client:
+            parent = await client.read_flow_run(state.state_details.flow_run_id)
+            runs = [parent, *await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [parent.id]}))]
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [run.id for run in runs]}))
+            task_runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [r.id for r in runs]}))
+            artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter())
+            records = [json.dumps(run.parameters) + str(run.state and run.state.message) for run in runs]
+            records += [f"{task.name} {task.task_inputs} {task.state and task.state.message}" for task in task_runs]
+            records += [str(artifact.data) + str(artifact.description) for artifact in artifacts]
+            return [log.message for log in logs], records
+
+    deadline = time.monotonic() + timeout
+    while True:
+        logs, records = asyncio.run(read())
+        if any(until in line for line in logs) or time.monotonic() > deadline:
+            return "\n".join([*logs, *records])
+        time.sleep(0.25)
+
+
+def test_staged_upgrade_puts_no_client_secret_in_logs_parameters_or_artifacts(fleet, local_azure):
+    secrets = {
+        "admin": local_azure.endpoint.client_secret,
+        "operator": AzureServicePrincipal.load(fleet.spec.service_operator.credentials_block)
+        .client_secret.get_secret_value(),
+        "fleetflow-azure": AzureServicePrincipal.load("fleetflow-azure").client_secret.get_secret_value(),
+    }
+    assert all(secrets.values())
+    thread, outcome = run_in_background(lambda: upgrade(fleet))
+    answer_pending_approval(str(paused_run_for(fleet.spec_path).id), approve=True, comment="ok", approver="ops")
+    thread.join(timeout=120)
+    assert outcome["state"].is_completed(), outcome["state"]
+
+    everything = run_records(outcome["state"], until="approved by ops")
+    # Enough was recorded for the search to mean something: every task of the flow logged or left a state.
+    for evidence in ("attach-or-start-update-run", "follow-update-run", "complete-approval-gate",
+                     "started update run", "waits for approval of stage stage2", "approved by ops",
+                     "Approve stage stage2", "member "):
+        assert evidence in everything, evidence
+    leaked = [who for who, secret in secrets.items() if secret in everything]
+    assert leaked == [], f"client secret of {leaked} recorded by the staged-upgrade flow"
