@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, TypedDict
 
 from kubernetes import client as kube_client
@@ -14,10 +15,11 @@ from tasks.aks import (
     cluster_state,
     cluster_version,
     read_cluster,
+    runs_newer,
     version_matches,
 )
 from tasks.artifacts import publish_table
-from tasks.clients import kubernetes_api_client, load_azure_clients
+from tasks.clients import AzureClients, kubernetes_api_client, load_azure_clients
 from tasks.fleet_members import member_state, read_member
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.fleets import fleet_state, read_fleet
@@ -27,7 +29,8 @@ from tasks.retry import AzureOperationError, azure_task
 from tasks.service_operator import is_bootstrapped, service_operator_health
 from tasks.spec import ClusterSpec, FleetSpec
 
-Result = Literal["passed", "failed", "skipped"]
+# "notice": not a failure, but something to act on (a cluster an update run moved ahead of the spec).
+Result = Literal["passed", "failed", "skipped", "notice"]
 
 
 class Check(TypedDict):
@@ -50,7 +53,47 @@ def check_fleet(spec: FleetSpec, credentials_block: str) -> list[Check]:
     return [_check("fleet Succeeded", spec.name, state == "Succeeded", f"provisioning state {state or 'absent'}")]
 
 
-def _nodes_check(cluster: ClusterSpec, kubeconfig: str) -> list[Check]:
+def _run_that_moved(clients: AzureClients, spec: FleetSpec, cluster: ClusterSpec, version: str) -> str | None:
+    """The newest update run that took this cluster's member to (the minor of) `version`, if one did."""
+    try:
+        runs = list(clients.fleet.update_runs.list_by_fleet(spec.resource_group_name, spec.name))
+    except Exception:  # naming the run is a courtesy; the version check itself stands without it
+        return None
+    found: list[tuple[str, str]] = []
+    for run in runs:
+        props = run.properties
+        upgrade = props.managed_cluster_update.upgrade if props and props.managed_cluster_update else None
+        target = upgrade.kubernetes_version if upgrade else None
+        if not target or not version_matches(target, version):
+            continue
+        for stage in (props.status.stages if props.status else None) or []:
+            for group in stage.groups or []:
+                for member in group.members or []:
+                    state = member.status.state if member.status else None
+                    if member.name == cluster.member_name and str(getattr(state, "value", state)) == "Completed":
+                        found.append((str(member.status.completed_time or ""), str(run.name)))
+    return max(found)[1] if found else None
+
+
+def version_check(name: str, cluster: ClusterSpec, actual: str | None,
+                  moved_by: Callable[[], str | None]) -> Check:
+    """The spec's version check, as provision applies it: the spec's version passes; a newer one (an update run
+    moved the cluster on, and provision never downgrades) is a notice naming the run; an older one fails."""
+    wanted = cluster.kubernetes_version
+    if version_matches(wanted, actual):
+        return _check(name, cluster.name, True, f"{actual} (spec {wanted})")
+    if actual and runs_newer(wanted, actual):
+        run = moved_by()
+        who = f"update run {run} moved it" if run else "an update run (or a change outside fleetflow) moved it"
+        minor = ".".join(actual.lstrip("v").split(".")[:2])
+        return Check(check=name, target=cluster.name, result="notice",
+                     detail=f"{actual}, ahead of the spec's {wanted}: {who}; provision never downgrades - set "
+                     f"kubernetes_version: \"{minor}\" in the spec to match")
+    return _check(name, cluster.name, False, f"{actual or '-'} (spec {wanted}): behind the spec; provision or "
+                  "staged-upgrade brings it to the spec's version")
+
+
+def _nodes_check(cluster: ClusterSpec, kubeconfig: str, moved_by: Callable[[], str | None]) -> list[Check]:
     try:
         with kubernetes_api_client(kubeconfig) as api:
             nodes = kube_client.CoreV1Api(api).list_node(_request_timeout=30).items
@@ -65,8 +108,7 @@ def _nodes_check(cluster: ClusterSpec, kubeconfig: str) -> list[Check]:
         _check("nodes Ready", cluster.name, bool(nodes) and not not_ready,
                f"{len(nodes) - len(not_ready)}/{len(nodes)} Ready"
                + (f"; not Ready: {not_ready}" if not_ready else "")),
-        _check("API server version", cluster.name, version_matches(cluster.kubernetes_version, server),
-               f"{server} (spec {cluster.kubernetes_version})"),
+        version_check("API server version", cluster, server, moved_by),
     ]
 
 
@@ -78,10 +120,16 @@ def check_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str)
     state, version = cluster_state(managed), cluster_version(managed)
     member = read_member(clients, spec, cluster.member_name, cluster.region)
     group = member.properties.group if member is not None and member.properties else None
+    moved: list[str | None] = []
+
+    def moved_by() -> str | None:  # looked up once, only for a cluster ahead of the spec
+        if not moved:
+            moved.append(_run_that_moved(clients, spec, cluster, version or ""))
+        return moved[0]
+
     checks = [
         _check("cluster Succeeded", cluster.name, state == "Succeeded", f"provisioning state {state or 'absent'}"),
-        _check("kubernetes version", cluster.name, version_matches(cluster.kubernetes_version, version),
-               f"{version or '-'} (spec {cluster.kubernetes_version})"),
+        version_check("kubernetes version", cluster, version, moved_by),
         _check("member Succeeded", cluster.member_name, member_state(member) == "Succeeded",
                f"provisioning state {member_state(member) or 'not a member'}"),
         _check("member update group", cluster.member_name, group == cluster.update_group,
@@ -98,7 +146,7 @@ def check_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str)
         if error.retryable:
             raise
         return [*checks, _check("reachable", cluster.name, False, str(error))]
-    return [*checks, *_nodes_check(cluster, kubeconfig),
+    return [*checks, *_nodes_check(cluster, kubeconfig, moved_by),
             *_platform_checks(spec, cluster, kubeconfig, credentials_block)]
 
 
@@ -142,16 +190,19 @@ def validate(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azur
     results, errors = gather("validate", futures)
     checks: list[Check] = [check for group in results for check in group]
     checks += [Check(check="check ran", target=spec.name, result="failed", detail=error) for error in errors]
-    counts = {result: sum(1 for c in checks if c["result"] == result) for result in ("passed", "failed", "skipped")}
+    counts = {result: sum(1 for c in checks if c["result"] == result)
+              for result in ("passed", "failed", "skipped", "notice")}
     publish_table(f"validate-{spec.name}", list(checks),
                   f"Validation of fleet {spec.name}: {counts['passed']} passed, {counts['failed']} failed, "
-                  f"{counts['skipped']} skipped")
+                  f"{counts['skipped']} skipped, {counts['notice']} notice(s)")
     for check in checks:
-        if check["result"] == "skipped":
-            logger.warning("skipped %s on %s: %s", check["check"], check["target"], check["detail"])
+        if check["result"] in ("skipped", "notice"):
+            logger.warning("%s %s on %s: %s", "notice:" if check["result"] == "notice" else "skipped",
+                           check["check"], check["target"], check["detail"])
     failed = [f"{c['check']} on {c['target']}: {c['detail']}" for c in checks if c["result"] == "failed"]
     if failed:
         raise_if_failed("validate", failed, spec.name)
-    logger.info("validate: %d checks passed, %d skipped", counts["passed"], counts["skipped"])
+    logger.info("validate: %d checks passed, %d skipped, %d notice(s)", counts["passed"], counts["skipped"],
+                counts["notice"])
     return checks
 

@@ -492,3 +492,40 @@ def test_provision_updating_another_field_keeps_the_version_an_upgrade_moved_ahe
     assert all(after[c.name].current_kubernetes_version.startswith("1.36.") for c in fleet.spec.clusters()
                if c.region != "eastus")
     assert logged(state, eastus.name, "newer than the spec's 1.36")
+
+
+def test_validate_agrees_with_provision_ahead_of_the_spec_is_a_notice_behind_fails(fleet: Fleet, tmp_path: Path):
+    assert provision(fleet=fleet.path, return_state=True).is_completed()
+    assert join(fleet=fleet.path, return_state=True).is_completed()
+    # An update run moves every cluster past the spec's 1.36, as a staged upgrade does.
+    runs = fleet.clients.fleet.update_runs
+    strategy = {"stages": [{"name": "all", "groups": [{"name": "test-group"}, {"name": "prod-group"}]}]}
+    runs.begin_create_or_update(fleet.group, fleet.spec.name, "to-137", {"properties": {
+        "strategy": strategy, "managedClusterUpdate": {"upgrade": {"type": "Full", "kubernetesVersion": "1.37.2"}}}
+    }).result()
+    runs.begin_start(fleet.group, fleet.spec.name, "to-137").result()
+    deadline = time.monotonic() + 60
+    while str(runs.get(fleet.group, fleet.spec.name, "to-137").properties.status.status.state) not in (
+            "Completed", "UpdateState.COMPLETED"):
+        assert time.monotonic() < deadline, "the update run did not complete"
+        time.sleep(0.2)
+
+    ahead = validate(fleet=fleet.path, return_state=True)
+    assert ahead.is_completed(), ahead.message
+    versions = [c for c in ahead.result() if c["check"] == "kubernetes version"]
+    assert [c["result"] for c in versions] == ["notice"] * 3
+    assert all("1.37.2, ahead of the spec's 1.36: update run to-137 moved it" in c["detail"] for c in versions)
+    assert all('kubernetes_version: "1.37"' in c["detail"] for c in versions)
+    assert logged(ahead, "notice: kubernetes version")
+    again = provision(fleet=fleet.path, return_state=True)
+    assert again.is_completed() and {item["action"] for item in again.result()} == {"unchanged"}
+
+    # A spec asking for more than the clusters run: behind the spec fails, naming each cluster.
+    document = yaml.safe_load(Path(fleet.path).read_text())
+    document["cluster_defaults"]["kubernetes_version"] = "1.37.9"
+    behind_path = tmp_path / "behind.yaml"
+    behind_path.write_text(yaml.safe_dump(document))
+    behind = validate(fleet=str(behind_path), return_state=True)
+    assert behind.is_failed()
+    for cluster in fleet.spec.clusters():
+        assert f"kubernetes version on {cluster.name}: 1.37.2 (spec 1.37.9): behind the spec" in behind.message
