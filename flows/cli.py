@@ -27,9 +27,22 @@ def _spec_validate(args: argparse.Namespace) -> int:
 
 
 def _versions_check(spec: FleetSpec, source: str) -> str:
-    from tasks.versions import check_against_azure
+    from tasks.versions import check_against_azure, principal_from_environment
 
-    return check_against_azure(spec, source)
+    environment = principal_from_environment()
+    if environment is not None:
+        return check_against_azure(spec, source, (environment, "the AZURE_* environment"))
+    from localazure.local import LocalAzure, LocalAzureError
+
+    try:
+        endpoint = LocalAzure().endpoint  # a running local Azure (default state directory)
+    except (LocalAzureError, OSError, ValueError):
+        return check_against_azure(spec, source, None)
+    local = {"AZURE_TENANT_ID": endpoint.tenant_id, "AZURE_CLIENT_ID": endpoint.client_id,
+             "AZURE_CLIENT_SECRET": endpoint.client_secret, "AZURE_SUBSCRIPTION_ID": endpoint.subscription_id,
+             "AZURE_AUTHORITY_HOST": endpoint.authority_host,
+             "AZURE_RESOURCE_MANAGER_ENDPOINT": endpoint.resource_manager_endpoint, "CA_BUNDLE": endpoint.ca_bundle}
+    return check_against_azure(spec, source, (local, "the running local Azure"))
 
 
 def _spec_show(args: argparse.Namespace) -> int:

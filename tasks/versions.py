@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
@@ -91,38 +90,28 @@ def locations_path(subscription_id: str, location: str) -> str:
 # ---- `fleetflow spec validate`: the same check when Azure can be reached ------------------------------
 
 
-def _cli_principal(state_dir: Path | None) -> tuple[dict[str, str], str] | None:
-    """Credentials for the check: the AZURE_* environment (as `fleetflow local env` sets it), else a running
-    local Azure; None when there is neither."""
+AZURE_ENVIRONMENT = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID")
+
+
+def principal_from_environment() -> dict[str, str] | None:
+    """Credentials for the check from the AZURE_* environment (as `fleetflow local env` sets it), if complete."""
     env = os.environ
-    names = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID")
-    if all(env.get(name) for name in names):
-        values = {name: env[name] for name in names}
-        values["AZURE_AUTHORITY_HOST"] = env.get("AZURE_AUTHORITY_HOST", "")
-        values["AZURE_RESOURCE_MANAGER_ENDPOINT"] = env.get("AZURE_RESOURCE_MANAGER_ENDPOINT", "")
-        values["CA_BUNDLE"] = env.get("FLEETFLOW_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or ""
-        return values, "the AZURE_* environment"
-    from localazure.local import LocalAzure, LocalAzureError
-
-    try:
-        endpoint = LocalAzure(state_dir).endpoint
-    except (LocalAzureError, OSError, ValueError):
+    if not all(env.get(name) for name in AZURE_ENVIRONMENT):
         return None
-    return {
-        "AZURE_TENANT_ID": endpoint.tenant_id, "AZURE_CLIENT_ID": endpoint.client_id,
-        "AZURE_CLIENT_SECRET": endpoint.client_secret, "AZURE_SUBSCRIPTION_ID": endpoint.subscription_id,
-        "AZURE_AUTHORITY_HOST": endpoint.authority_host,
-        "AZURE_RESOURCE_MANAGER_ENDPOINT": endpoint.resource_manager_endpoint, "CA_BUNDLE": endpoint.ca_bundle,
-    }, "the running local Azure"
+    values = {name: env[name] for name in AZURE_ENVIRONMENT}
+    values["AZURE_AUTHORITY_HOST"] = env.get("AZURE_AUTHORITY_HOST", "")
+    values["AZURE_RESOURCE_MANAGER_ENDPOINT"] = env.get("AZURE_RESOURCE_MANAGER_ENDPOINT", "")
+    values["CA_BUNDLE"] = env.get("FLEETFLOW_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or ""
+    return values
 
 
-def check_against_azure(spec: FleetSpec, source: str, state_dir: Path | None = None) -> str:
+def check_against_azure(spec: FleetSpec, source: str, found: tuple[dict[str, str], str] | None) -> str:
     """Check the spec's versions against Azure when it can be reached; returns a line saying what was checked.
 
+    `found` is (credentials as AZURE_* names plus CA_BUNDLE, where they come from), or None when there are none.
     Raises FleetSpecError for versions a region does not offer. Azure that cannot be reached (or refuses the
     credentials) is a note, not a spec problem: provision's preflight checks again before creating anything.
     """
-    found = _cli_principal(state_dir)
     if found is None:
         return ("note: Kubernetes versions not checked against Azure (no AZURE_* credentials and no local Azure "
                 "running); provision checks them before creating anything")
