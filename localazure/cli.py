@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 from pathlib import Path
@@ -46,44 +47,75 @@ def sp_create(name: str, state_dir: Path | None = None, role: str | None = None,
 
 
 def status(state_dir: Path | None = None) -> int:
-    """Print whether local Azure runs and what it holds; exit status 0 when running, 1 when not."""
+    """Print whether local Azure runs and what it holds, then every running process of every local cluster
+    (found by cluster directory, so also ones local Azure does not track); exit 0 when running, 1 when not."""
+    local = LocalAzure(state_dir)
     try:
-        info = LocalAzure(state_dir).status()
+        info = local.status()
     except LocalAzureError as exc:
         print(f"local Azure is not healthy: {exc}")
-        return 1
-    if not info["running"]:
+        info = None
+    if info is not None and not info["running"]:
         print(f"local Azure is not running (state {info['state_dir']})")
-        return 1
-    print(json.dumps(info, indent=2))
-    return 0
+    elif info is not None:
+        print(json.dumps(info, indent=2))
+    _print_cluster_processes(local.state_dir / "clusters")
+    return 0 if info is not None and info["running"] else 1
+
+
+def cluster_processes(clusters_dir: Path) -> dict[str, list[tuple[str, int, bool]]]:
+    """Cluster directory name -> (component, pid, tracked) of every running process whose command line names a
+    file in it; `tracked` when the cluster's state records that process (False: a stray)."""
+    try:
+        from localazure.kube import processes
+    except ImportError:
+        return {}
+    tracked: dict[str, set[int]] = {}
+    if clusters_dir.is_dir():
+        for home in clusters_dir.iterdir():
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                recorded = json.loads((home / "cluster.json").read_text()).get("processes", {})
+                tracked[home.name] = {int(item["pid"]) for item in recorded.values()}
+    found: dict[str, list[tuple[str, int, bool]]] = {}
+    prefix = str(clusters_dir).rstrip("/") + "/"
+    for record, argv in processes.command_lines_referencing(clusters_dir):
+        homes = {part[len(prefix):].split("/", 1)[0] for arg in argv for part in arg.split("=")
+                 if part.startswith(prefix)}
+        for home_name in sorted(homes) or ["?"]:
+            found.setdefault(home_name, []).append((processes.component_name(argv), record.pid,
+                                                    record.pid in tracked.get(home_name, set())))
+    return found
+
+
+def _print_cluster_processes(clusters_dir: Path) -> None:
+    found = cluster_processes(clusters_dir)
+    if not found:
+        print(f"no local cluster process is running (clusters in {clusters_dir})")
+        return
+    print(f"local cluster processes (clusters in {clusters_dir}):")
+    for home, entries in sorted(found.items()):
+        for component, pid, is_tracked in sorted(entries, key=lambda entry: entry[1]):
+            note = "" if is_tracked else "  (not tracked: a stray; `local down` or the next `local up` ends it)"
+            print(f"  {home:<40} {component:<24} pid {pid}{note}")
 
 
 def down(state_dir: Path | None = None) -> int:
-    """Stop local Azure and every local cluster of its state directory (idempotent)."""
+    """Stop local Azure and every local cluster process of its state directory (idempotent)."""
     local = LocalAzure(state_dir)
     was_running = local.stop()
     stopped = _stop_leftover_clusters(local.state_dir / "clusters")
     print("local Azure stopped" if was_running else "local Azure was not running",
-          f"({stopped} local cluster(s) stopped afterwards)" if stopped else "")
+          f"({stopped} local cluster process(es) stopped afterwards)" if stopped else "")
     return 0
 
 
 def _stop_leftover_clusters(clusters_dir: Path) -> int:
-    # The emulator stops the clusters it adopted; this catches clusters of an emulator that crashed.
+    # The emulator stops its clusters' processes; this catches those of an emulator that was killed, found by
+    # their cluster directory (never by a name match) and left stopped, not restarted.
     if not clusters_dir.is_dir():
         return 0
     try:
-        from localazure.kube import LocalCluster
+        from localazure.kube import processes
     except ImportError:
         return 0
-    stopped = 0
-    for home in sorted(p for p in clusters_dir.iterdir() if p.is_dir()):
-        try:
-            cluster = LocalCluster.load(home)
-            if cluster.is_running():
-                cluster.stop()
-                stopped += 1
-        except Exception as exc:
-            print(f"could not stop local cluster in {home}: {exc}")
-    return stopped
+    return len(processes.terminate_referencing(clusters_dir))

@@ -197,7 +197,10 @@ class LocalAzure:
         try:
             pid = self.endpoint.pid
         except (LocalAzureError, ValueError, OSError):
-            return False
+            starting = self._starting_pid()  # still starting up: endpoint.json is written once it answers
+            if starting is None:
+                return False
+            pid = starting
         if not _pid_alive(pid):
             self.endpoint_path.unlink(missing_ok=True)
             return False
@@ -216,6 +219,17 @@ class LocalAzure:
             self._process.wait(timeout=10)
         self.endpoint_path.unlink(missing_ok=True)
         return True
+
+    def _starting_pid(self) -> int | None:
+        """The pid in serve.pid when that process is the emulator serving this state directory."""
+        try:
+            pid = int((self.state_dir / "serve.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        serving = b"serve" in cmdline and str(self.state_dir.resolve()).encode() in {
+            str(Path(part.decode(errors="replace")).expanduser().resolve()).encode() for part in cmdline if part}
+        return pid if serving else None
 
     def kill(self) -> None:
         """SIGKILL the emulator (to test recovery from a crash)."""

@@ -51,6 +51,7 @@ class AksService:
         self.emulator = emulator
         self._local: dict[str, LocalCluster] = {}
         self._local_lock = threading.Lock()
+        self._stopping = threading.Event()
 
     # ---- versions and images ----------------------------------------------------------------------
 
@@ -530,22 +531,37 @@ class AksService:
 
     def _adopt(self, cluster_ids: list[str]) -> None:
         for cluster_id in cluster_ids:
+            if self._stopping.is_set():
+                return  # stopped during start-up: the rest stay as they are for the next start
             try:
                 local = self.local_cluster(cluster_id)
                 if local is not None:
-                    local.start()
+                    local.start()  # also ends stray processes of the cluster's directory first
             except Exception as exc:
+                if self._stopping.is_set():
+                    log.warning("adoption of %s cut off by the stop: %s", cluster_id, exc)
+                    return
                 log.warning("could not adopt the local cluster of %s: %s", cluster_id, exc)
                 self._mark_failed(cluster_id, {"code": "LocalClusterLost",
                                                "message": f"The local Kubernetes cluster could not be adopted: {exc}"})
 
     def stop_local_clusters(self) -> None:
-        """Stop the processes of every adopted local cluster (their data stays for the next start)."""
+        """Stop every process any local cluster of this emulator started (their data stays for the next start).
+
+        Whatever is in flight -- start-up adoption, a cluster create, a control-plane upgrade, a node roll --
+        may be between starting two processes, so nothing waits for it: spawning is closed first, then every
+        process whose command line names a cluster directory is ended. A cluster cut off this way is started
+        again (or, cut off while being created, cleaned up and its managed cluster left Failed) by the next
+        start.
+        """
+        self._stopping.set()
         with self._local_lock:
-            clusters = list(self._local.values())
             self._local.clear()
-        for local in clusters:
-            try:
-                local.stop()
-            except Exception as exc:
-                log.warning("stopping local cluster %s failed: %s", local.name, exc)
+        try:
+            from localazure.kube import processes
+        except ImportError:
+            return
+        processes.close_spawning()
+        ended = processes.terminate_referencing(self.emulator.state_dir / "clusters")
+        if ended:
+            log.warning("stopped %d local cluster process(es)", len(ended))

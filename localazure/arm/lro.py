@@ -54,6 +54,12 @@ class Operations:
         self._knobs = knobs
         self._subscription_id = subscription_id
         self._threads: dict[str, threading.Thread] = {}
+        self._closing = threading.Event()
+
+    def close(self) -> None:
+        """The emulator is stopping: operations that end from now on (cut off by the stop) keep their
+        InProgress record, so the next start marks them -- and their resources -- interrupted."""
+        self._closing.set()
 
     def start(
         self,
@@ -115,16 +121,24 @@ class Operations:
                 raise ArmError(400, "InjectedFailure", f"Operation {run.kind} on '{resource_name}' failed because "
                                "a local Azure fail rule matches it (see knobs).")
             work(run)
-        except ArmError as exc:
-            self._fail(record["name"], exc.as_error_detail(), exc.status, on_failure)
-        except Exception as exc:  # the worker thread must always leave a terminal status behind
-            log.exception("operation %s (%s) on %s crashed", record["name"], run.kind, record["resourceId"])
-            detail = {"code": "InternalOperationError", "message": f"{run.kind} failed: {type(exc).__name__}: {exc}"}
-            self._fail(record["name"], detail, 500, on_failure)
+        except Exception as exc:
+            if self._closing.is_set():
+                log.warning("operation %s (%s) cut off by the stop: %s", record["name"], run.kind, exc)
+            elif isinstance(exc, ArmError):
+                self._fail(record["name"], exc.as_error_detail(), exc.status, on_failure)
+            else:  # the worker thread must always leave a terminal status behind
+                self._crashed(record, run, exc, on_failure)
         else:
             self._set(record["name"], status="Succeeded", endTime=utc_now())
         finally:
             self._threads.pop(record["name"], None)
+
+    def _crashed(self, record: Record, run: OperationRun, exc: Exception,
+                 on_failure: Callable[[dict[str, Any]], None] | None) -> None:
+        log.exception("operation %s (%s) on %s crashed", record["name"], run.kind, record["resourceId"],
+                      exc_info=exc)
+        detail = {"code": "InternalOperationError", "message": f"{run.kind} failed: {type(exc).__name__}: {exc}"}
+        self._fail(record["name"], detail, 500, on_failure)
 
     def _fail(self, name: str, detail: dict[str, Any], status: int,
               on_failure: Callable[[dict[str, Any]], None] | None) -> None:

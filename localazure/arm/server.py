@@ -24,6 +24,9 @@ from localazure.arm.tls import ensure_tls
 log = logging.getLogger(__name__)
 
 ENDPOINT_FILE = "endpoint.json"
+# The pid of the serving process, written as soon as it holds the state directory (before endpoint.json),
+# so `local down` can stop an emulator still starting up.
+SERVE_PID_FILE = "serve.pid"
 HOST = "127.0.0.1"
 
 
@@ -85,6 +88,28 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
     state_dir = state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = _lock_state_dir(state_dir)
+    # A stop may come at any moment of the start-up (adopting kept clusters starts their processes in the
+    # background): from here on it only sets a flag, and every path out of serve() stops the clusters.
+    stop_requested = threading.Event()
+    server_box: list[uvicorn.Server] = []
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop_requested.set()
+        for running in server_box:
+            running.should_exit = True
+
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, request_stop)
+    (state_dir / SERVE_PID_FILE).write_text(str(os.getpid()))
+    try:
+        _serve_locked(state_dir, port, knobs, stop_requested, server_box)
+    finally:
+        (state_dir / SERVE_PID_FILE).unlink(missing_ok=True)
+        lock.close()
+
+
+def _serve_locked(state_dir: Path, port: int | None, knobs: Knobs, stop_requested: threading.Event,
+                  server_box: list[uvicorn.Server]) -> None:
     endpoint_path = state_dir / ENDPOINT_FILE
     endpoint_path.unlink(missing_ok=True)
     tls = ensure_tls(state_dir / "tls")
@@ -92,6 +117,16 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
     actual_port = sock.getsockname()[1]
     (state_dir / "port").write_text(str(actual_port))
     emulator = Emulator(state_dir, knobs, f"https://{HOST}:{actual_port}")
+    try:
+        _serve_emulator(emulator, state_dir, sock, actual_port, tls, endpoint_path, stop_requested, server_box)
+    finally:
+        endpoint_path.unlink(missing_ok=True)
+        emulator.operations.close()
+        stop_providers(emulator)
+
+
+def _serve_emulator(emulator: Emulator, state_dir: Path, sock: socket.socket, actual_port: int, tls: Any,
+                    endpoint_path: Path, stop_requested: threading.Event, server_box: list[uvicorn.Server]) -> None:
     app = create_app(emulator)
     emulator.operations.prune_finished()
     interrupted = emulator.operations.fail_interrupted()
@@ -108,6 +143,7 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
         timeout_keep_alive=30, timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
+    server_box.append(server)
 
     def publish_when_started() -> None:
         while not server.started and not server.should_exit:
@@ -117,16 +153,11 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
             log.warning("local Azure listening on %s (state %s)", emulator.base_url, state_dir)
 
     threading.Thread(target=publish_when_started, name="publish-endpoint", daemon=True).start()
-    # uvicorn re-raises the stop signal once it has shut down; with the default handlers still in
-    # place that would end the process before the clusters are stopped below.
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop_signal, lambda signum, frame: None)
-    try:
-        server.run(sockets=[sock])
-    finally:
-        endpoint_path.unlink(missing_ok=True)
-        stop_providers(emulator)
-        lock.close()
+    # uvicorn re-raises the stop signal once it has shut down; the handlers installed in serve() only set
+    # a flag, so the process lives on until the clusters are stopped.
+    if stop_requested.is_set():
+        return
+    server.run(sockets=[sock])
 
 
 class StateDirBusy(RuntimeError):

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import http.client
 import json
+import logging
 import os
 import re
 import shutil
@@ -37,6 +38,8 @@ from localazure.kube.pki import ADMIN, CONTROLLER_MANAGER, KWOK, SCHEDULER, Clie
 from localazure.kube.processes import ProcessRecord
 from localazure.kube.sizes import node_resources, vm_size
 from localazure.kube.tools import Toolchain, available_versions, tools_dir, version_key
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "cluster.json"
 DEFAULT_NODE_IMAGE_VERSION = "AKSUbuntu-2204gen2containerd-202610.01.0"
@@ -374,8 +377,11 @@ class LocalCluster:
                 )
             if restart and cluster._state.status == "running" and not cluster._all_alive():
                 cluster._stop_processes()
+                cluster._end_strays(everything=True)
                 cluster._start_processes(timeout=180.0)
                 cluster._wait_nodes_ready(cluster._expected_node_names(), timeout=120.0)
+            elif restart:
+                cluster._end_strays()
         return cluster
 
     def start(self, timeout: float = 180.0) -> None:
@@ -383,8 +389,10 @@ class LocalCluster:
         with self._locked():
             self._require_exists()
             if self._state.status == "running" and self._all_alive():
+                self._end_strays()  # e.g. duplicates an earlier, cut-off start left behind
                 return
             self._stop_processes()  # leftovers of a partial start
+            self._end_strays(everything=True)  # ... including ones whose pid was never recorded
             self._start_processes(timeout)
             self._wait_nodes_ready(self._expected_node_names(), timeout)
             self._state.status = "running"
@@ -809,6 +817,24 @@ class LocalCluster:
         processes.release_ports(self._state.ports.all())
         if remove_home:
             shutil.rmtree(self.home, ignore_errors=True)
+
+    def running_processes(self) -> list[tuple[str, int, bool]]:
+        """Every running process of this cluster, found by its directory: (component, pid, tracked), where
+        tracked means the cluster's state records it (an untracked one is a stray, e.g. from a killed driver)."""
+        recorded = {record.pid for record in self._state.processes.values() if processes.is_alive(record)}
+        return [(processes.component_name(argv), record.pid, record.pid in recorded)
+                for record, argv in processes.command_lines_referencing(self.home)]
+
+    def _end_strays(self, everything: bool = False) -> None:
+        """End processes naming this cluster's directory that its state does not record (all of them with
+        `everything`): strays of a start or stop that was cut off. Never matched by name, only by directory."""
+        recorded = set() if everything else {
+            record.pid for record in self._state.processes.values() if processes.is_alive(record)}
+        strays = [record for record in processes.processes_referencing(self.home) if record.pid not in recorded]
+        if strays:
+            log.warning("local cluster %s: ending %d stray process(es) %s", self.name, len(strays),
+                        [record.pid for record in strays])
+            processes.terminate(strays, timeout=10.0)
 
     def _all_alive(self) -> bool:
         recorded = self._state.processes

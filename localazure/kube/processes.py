@@ -7,6 +7,7 @@ mistaken for a component and never signalled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -21,6 +22,22 @@ from pathlib import Path
 # zombie would otherwise still look alive through /proc).
 _children: dict[int, subprocess.Popen[bytes]] = {}
 _children_lock = threading.Lock()
+
+# Once closed (the emulator is stopping), no component starts any more: a sweep of the cluster directories
+# after closing then finds every process there is, even those a start still in flight had begun.
+_spawn_lock = threading.Lock()
+_spawning_closed = False
+
+
+class SpawnRefused(RuntimeError):
+    """A component was to start after close_spawning() (the process that drives the clusters is stopping)."""
+
+
+def close_spawning() -> None:
+    """Refuse every later spawn() in this process; returns once no spawn is in progress."""
+    global _spawning_closed
+    with _spawn_lock:
+        _spawning_closed = True
 
 
 @dataclass(frozen=True)
@@ -73,7 +90,9 @@ def is_alive(record: ProcessRecord) -> bool:
 def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> ProcessRecord:
     """Start a component detached in its own session, logging stdout and stderr to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with _spawn_lock, open(log_path, "ab") as log:
+        if _spawning_closed:
+            raise SpawnRefused(f"not starting {Path(argv[0]).name}: the process driving local clusters is stopping")
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -83,8 +102,8 @@ def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) ->
             start_new_session=True,
             close_fds=True,
         )
-    with _children_lock:
-        _children[process.pid] = process
+        with _children_lock:
+            _children[process.pid] = process
     ticks = _start_ticks(process.pid)
     if ticks is None:
         raise RuntimeError(f"{argv[0]} exited immediately; see {log_path}")
@@ -96,11 +115,16 @@ def _signal_group(record: ProcessRecord, signum: int) -> None:
         return
     try:
         # Each component leads its own session/group; signalling the group also reaches any helper it forked.
-        os.killpg(record.pid, signum)
+        # A process found by its command line may be such a helper rather than a group leader: signal it alone.
+        if os.getpgid(record.pid) == record.pid:
+            os.killpg(record.pid, signum)
+        else:
+            os.kill(record.pid, signum)
     except ProcessLookupError:
         return
     except PermissionError:
-        os.kill(record.pid, signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(record.pid, signum)
 
 
 def terminate(records: list[ProcessRecord], timeout: float = 15.0) -> None:
@@ -119,9 +143,9 @@ def terminate(records: list[ProcessRecord], timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def processes_referencing(directory: Path) -> list[ProcessRecord]:
-    """Processes whose command line names a file inside directory: a safety net to find components whose
-    pid was lost. Matching ``<directory>/`` keeps ``/x/c1`` from matching a sibling ``/x/c10``."""
+def command_lines_referencing(directory: Path) -> list[tuple[ProcessRecord, list[str]]]:
+    """Live processes whose command line names a file inside directory, with their argv. Matching
+    ``<directory>/`` keeps ``/x/c1`` from matching a sibling ``/x/c10``; this process is never listed."""
     needle = (str(directory).rstrip("/") + "/").encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -132,10 +156,38 @@ def processes_referencing(directory: Path) -> list[ProcessRecord]:
         except OSError:
             continue
         if needle in cmdline:
-            ticks = _start_ticks(int(entry.name))
-            if ticks is not None:
-                found.append(ProcessRecord(int(entry.name), ticks))
+            fields = _stat_fields(int(entry.name))
+            if fields is not None and fields[0] not in ("Z", "X"):
+                argv = [part.decode(errors="replace") for part in cmdline.rstrip(b"\0").split(b"\0")]
+                found.append((ProcessRecord(int(entry.name), int(fields[19])), argv))
     return found
+
+
+def processes_referencing(directory: Path) -> list[ProcessRecord]:
+    """Processes whose command line names a file inside directory: how components are found by their
+    cluster directory when their pid was lost (or never recorded), never by a name match."""
+    return [record for record, _ in command_lines_referencing(directory)]
+
+
+def component_name(argv: list[str]) -> str:
+    """A readable component name for a command line: `etcd`, `kube control-plane`, `kwok`, ..."""
+    if not argv:
+        return "?"
+    name = Path(argv[0]).name
+    if len(argv) > 1 and not argv[1].startswith("-"):
+        return f"{name} {argv[1]}"
+    return name
+
+
+def terminate_referencing(directory: Path, timeout: float = 10.0) -> list[ProcessRecord]:
+    """Stop every process whose command line names a file inside directory: clients first, etcd (which
+    keeps the data) last. Returns what was found."""
+    found = command_lines_referencing(directory)
+    servers = [record for record, argv in found if Path(argv[0]).name == "etcd"]
+    clients = [record for record, argv in found if Path(argv[0]).name != "etcd"]
+    terminate(clients, timeout=timeout)
+    terminate(servers, timeout=timeout)
+    return clients + servers
 
 
 def rss_bytes(record: ProcessRecord) -> int:
