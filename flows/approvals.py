@@ -10,7 +10,7 @@ from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterTags
 from prefect.client.schemas.objects import FlowRun
 from prefect.flow_runs import resume_flow_run
 
@@ -54,6 +54,31 @@ def find_flow_run(reference: str) -> FlowRun:
     return runs[0]
 
 
+UPDATE_RUN_TAG = "update-run:"  # flows.staged_upgrade.UPDATE_RUN_TAG
+
+
+def _require_live_follower(run: FlowRun) -> None:
+    """Refuse a paused run that no longer follows its update run: a later staged-upgrade flow run of the same
+    update run took over (an answer here would reach no one), naming that run."""
+    tags = [tag for tag in (run.tags or []) if tag.startswith(UPDATE_RUN_TAG)]
+    if not tags:
+        return
+    with get_client(sync_client=True) as client:
+        others = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=tags[:1])))
+    def started(flow_run: FlowRun) -> float:
+        moment = flow_run.start_time or flow_run.created
+        return moment.timestamp() if moment is not None else 0.0
+
+    live = [other for other in others if other.id != run.id and other.state is not None
+            and (other.state.is_paused() or other.state.is_running() or other.state.is_scheduled())
+            and started(other) >= started(run)]
+    if live:
+        newest = max(live, key=started)
+        raise ApprovalError(f"flow run {run.name} ({run.id}) no longer follows update run "
+                            f"{tags[0][len(UPDATE_RUN_TAG):]}: flow run {newest.name} ({newest.id}) took it over; "
+                            f"answer that one")
+
+
 def answer_pending_approval(reference: str, *, approve: bool, comment: str, approver: str | None = None) -> str:
     """Resume a paused staged-upgrade run with an approval or a rejection; returns what was done."""
     if not approve and not comment.strip():
@@ -67,6 +92,7 @@ def _answer(reference: str, *, approve: bool, comment: str, approver: str | None
     if not run.state or not run.state.is_paused():
         state = run.state.name if run.state else "unknown"
         raise ApprovalError(f"flow run {run.name} ({run.id}) is {state}, not waiting for an approval")
+    _require_live_follower(run)
     who = approver or os.environ.get("USER") or getpass.getuser()
     resume_flow_run(run.id, run_input={"approve": approve, "approver": who, "comment": comment})
     verb = "approved" if approve else "rejected"

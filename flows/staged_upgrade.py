@@ -142,6 +142,43 @@ def stop_update_run(spec: FleetSpec, run_name: str, credentials: str) -> None:
         update_runs.stop_run(clients, spec.resource_group_name, spec.name, run_name)
 
 
+UPDATE_RUN_TAG = "update-run:"
+
+
+def update_run_tag(spec: FleetSpec, run_name: str) -> str:
+    """The flow-run tag naming the update run a staged-upgrade flow run follows (fleet and run name)."""
+    return f"{UPDATE_RUN_TAG}{spec.resource_group_name}/{spec.name}/{run_name}"
+
+
+def take_over_update_run(spec: FleetSpec, run_name: str) -> list[str]:
+    """Mark this flow run as the one following `run_name`, and cancel older flow runs of the same update run
+    still Paused or Running (e.g. killed while waiting for an approval): an approval given to one of them
+    would reach no one. Returns the names of the runs cancelled."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.states import Cancelled
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return []
+    me = context.flow_run
+    tag = update_run_tag(spec, run_name)
+    cancelled = []
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(me.id, tags=sorted({*(me.tags or []), tag}))
+        others = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])))
+        for other in others:
+            if other.id == me.id or other.state is None or not (other.state.is_paused() or
+                                                                 other.state.is_running()):
+                continue
+            message = (f"superseded: flow run {me.name} ({me.id}) took over update run {run_name}; answer its "
+                       "approvals instead")
+            with contextlib.suppress(Exception):  # it may have ended meanwhile
+                client.set_flow_run_state(other.id, Cancelled(message=message), force=True)
+                cancelled.append(f"{other.name} ({other.id})")
+    return cancelled
+
+
 def _ask_for_approval(report: str, gate: PendingGate, timeout_seconds: int,
                       poll_seconds: float) -> StageApproval | None:
     """Pause for the approver's answer; None when nobody answered within the timeout.
@@ -213,6 +250,8 @@ def staged_upgrade(
     versions_before = read_cluster_versions(spec, credentials_block)
     strategy_id = ensure_update_strategy(spec, chosen_stages, credentials_block)
     run_name = attach_or_start_run(spec, request, chosen_stages, strategy_id, credentials_block)
+    for superseded in take_over_update_run(spec, run_name):
+        logger.warning("cancelled flow run %s: this run now follows update run %s", superseded, run_name)
     progress_id = cast(UUID, create_progress_artifact(0.0, key=artifact_key("upgrade-progress", spec.name),
                                                       description=f"Members done in update run {run_name}"))
 

@@ -19,9 +19,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, LogFilter
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.settings import PREFECT_API_URL
+from prefect.states import Cancelled, Paused
 
 from blocks.azure import AzureServicePrincipal
-from flows.approvals import answer_pending_approval
+from flows.approvals import ApprovalError, answer_pending_approval
 from flows.provision import provision
 from flows.staged_upgrade import staged_upgrade
 from tests.fleet_fixtures import FleetUnderTest, paused_run_for, write_spec
@@ -150,6 +151,19 @@ def test_killed_flow_is_resumed_by_a_rerun_without_a_second_update_run(fleet, tm
 
     thread, outcome = run_in_background(lambda: upgrade(fleet))
     rerun = paused_run_for(fleet.spec_path, exclude=frozenset({killed.id}))
+    # The killed run, left Paused, was cancelled by the run that took its update run over, and says so.
+    with get_client(sync_client=True) as client:
+        old = client.read_flow_run(killed.id)
+        assert old.state is not None and old.state.is_cancelled(), old.state
+        assert f"flow run {rerun.name} ({rerun.id}) took over update run" in (old.state.message or "")
+        with pytest.raises(ApprovalError, match="not waiting for an approval"):
+            answer_pending_approval(str(killed.id), approve=True, comment="", approver="ops")
+        # Even put back to Paused (say, by hand), it is refused, naming the run that follows the update run.
+        client.set_flow_run_state(killed.id, Paused(), force=True)
+        with pytest.raises(ApprovalError, match=f"no longer follows update run .*{rerun.name} \\({rerun.id}\\) "
+                           "took it over"):
+            answer_pending_approval(str(killed.id), approve=True, comment="", approver="ops")
+        client.set_flow_run_state(killed.id, Cancelled(), force=True)
     answer_pending_approval(str(rerun.id), approve=True, comment="resumed", approver="ops")
     thread.join(timeout=120)
     assert outcome["state"].is_completed(), outcome["state"]
