@@ -155,12 +155,23 @@ def command_lines_referencing(directory: Path) -> list[tuple[ProcessRecord, list
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if needle in cmdline:
+        if _names_path_under(cmdline, needle):
             fields = _stat_fields(int(entry.name))
             if fields is not None and fields[0] not in ("Z", "X"):
                 argv = [part.decode(errors="replace") for part in cmdline.rstrip(b"\0").split(b"\0")]
                 found.append((ProcessRecord(int(entry.name), int(fields[19])), argv))
     return found
+
+
+def _names_path_under(cmdline: bytes, needle: bytes) -> bool:
+    """Whether a NUL-separated command line holds a path starting with needle (`<dir>/`): at the start of an
+    argument or after `=`, `,` or `:` (flag values, lists) -- never inside a longer path such as `/y<dir>/`."""
+    start = cmdline.find(needle)
+    while start != -1:
+        if start == 0 or cmdline[start - 1 : start] in (b"\0", b"=", b",", b":"):
+            return True
+        start = cmdline.find(needle, start + 1)
+    return False
 
 
 def processes_referencing(directory: Path) -> list[ProcessRecord]:
