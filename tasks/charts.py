@@ -2,7 +2,8 @@
 
 A mirror is a Helm repository (an index.yaml plus archives) on an https:// server or in a directory, for
 fleets that cannot reach the public repositories. The spec's `charts_mirror` names it; without one the
-FLEETFLOW_CHART_MIRROR setting of the worker does; without either the chart's own repository is used.
+FLEETFLOW_CHART_MIRROR setting of the worker does; without either the chart's own repository is used. A
+directory mirror that does not hold a chart at all leaves that chart to its own repository.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def chart_mirror(spec: FleetSpec) -> str | None:
     return spec.charts_mirror or os.environ.get(CHART_MIRROR_ENV) or None
 
 
-def _archive_in_directory(mirror: Path, chart: ChartSpec) -> Path:
+def _archive_in_directory(mirror: Path, chart: ChartSpec) -> Path | None:
+    """The archive of the pinned version in a directory mirror; None when the mirror has no such chart at all
+    (a mirror that has the chart but not the pinned version is an error: the pin is probably wrong)."""
     index_path = mirror / "index.yaml"
     try:
         index: dict[str, Any] = yaml.safe_load(index_path.read_text()) or {}
@@ -56,6 +59,8 @@ def _archive_in_directory(mirror: Path, chart: ChartSpec) -> Path:
         raise ChartSourceError(f"chart mirror {mirror}: index.yaml is not valid YAML ({error})",
                                operation="resolve chart", resource_id=chart.name) from error
     entries = (index.get("entries") or {}).get(chart.name) or []
+    if not entries:
+        return None
     wanted = chart.version.lstrip("v")
     for entry in entries:
         if str(entry.get("version", "")).lstrip("v") == wanted and entry.get("urls"):
@@ -82,9 +87,11 @@ def resolve_chart(chart: ChartSpec, mirror: str | None) -> ResolvedChart:
     if mirror:
         if mirror.startswith(("https://", "http://")):
             return ResolvedChart(chart.name, chart.version, ref=chart.name, repo=mirror.rstrip("/"))
-        archive = _archive_in_directory(Path(mirror).expanduser(), chart)
-        if not archive.is_file():
-            raise ChartSourceError(f"chart mirror {mirror} lists {chart.name} {chart.version} at {archive}, which "
+        listed = _archive_in_directory(Path(mirror).expanduser(), chart)
+        if listed is None:
+            return ResolvedChart(chart.name, chart.version, ref=chart.name, repo=source.rstrip("/"))
+        if not listed.is_file():
+            raise ChartSourceError(f"chart mirror {mirror} lists {chart.name} {chart.version} at {listed}, which "
                                    "does not exist", operation="resolve chart", resource_id=chart.name)
-        return ResolvedChart(chart.name, chart.version, ref=str(archive), repo=None)
+        return ResolvedChart(chart.name, chart.version, ref=str(listed), repo=None)
     return ResolvedChart(chart.name, chart.version, ref=chart.name, repo=source.rstrip("/"))

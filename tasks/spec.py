@@ -119,8 +119,8 @@ class ServiceOperatorSpec(_Strict):
     """Azure Service Operator settings: what bootstrap-aso installs on every cluster."""
 
     crd_pattern: str = Field(
-        "resources.azure.com/*;containerservice.azure.com/*;keyvault.azure.com/*;"
-        "containerregistry.azure.com/*;storage.azure.com/*",
+        "resources.azure.com/ResourceGroup;containerregistry.azure.com/Registry;keyvault.azure.com/Vault;"
+        "storage.azure.com/StorageAccount",
         description="ASO's crdPattern: the CRD groups/kinds installed, group.azure.com/* or group.azure.com/Kind, "
         "separated by semicolons. Every CRD costs API server memory: list only the kinds used.",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,9 @@ def test_up_is_idempotent_env_works_with_environment_credential_and_down_stops(s
     exports = dict(shlex.split(line)[1].split("=", 1) for line in cli.env(state_dir).splitlines())
     assert set(exports) == {"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID",
                             "AZURE_AUTHORITY_HOST", "AZURE_RESOURCE_MANAGER_ENDPOINT", "REQUESTS_CA_BUNDLE",
-                            "FLEETFLOW_CA_BUNDLE"}
+                            "FLEETFLOW_CA_BUNDLE", "FLEETFLOW_CHART_MIRROR"}
+    # The chart mirror bootstrap-aso uses holds local mode's Azure Service Operator chart.
+    assert "azure-service-operator" in (Path(exports["FLEETFLOW_CHART_MIRROR"]) / "index.yaml").read_text()
     for name, value in exports.items():
         monkeypatch.setenv(name, value)
     from azure.identity import EnvironmentCredential

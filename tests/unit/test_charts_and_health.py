@@ -75,3 +75,9 @@ def test_deployments_are_healthy_when_available_at_the_desired_count() -> None:
     assert health_of("apps/v1", "Deployment", {"kind": "Deployment", "spec": spec, "status": {
         "updatedReplicas": 2, "availableReplicas": 2}}).ready
     assert health_of("v1", "Namespace", {"kind": "Namespace"}).ready
+
+
+def test_a_mirror_without_the_chart_leaves_it_to_its_own_repository(tmp_path: Path) -> None:
+    mirror = build_local_chart_mirror(tmp_path / "charts", upstream="")
+    assert resolve_chart(CERT_MANAGER_CHART, str(mirror)).repo == "https://charts.jetstack.io"
+    assert resolve_chart(SERVICE_OPERATOR_CHART, str(mirror)).repo is None
