@@ -171,7 +171,11 @@ class ArmClient:
             if exc.not_found:
                 return
             raise
-        self._follow(settings, credential, response)
+        try:
+            self._follow(settings, credential, response)
+        except AzureError as exc:
+            if not exc.not_found:  # gone while deleting (its group went first): deleted
+                raise
 
     def _follow(self, settings: OperatorSettings, credential: Credential, response: httpx.Response) -> None:
         async_url = response.headers.get("azure-asyncoperation")

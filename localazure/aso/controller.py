@@ -140,12 +140,11 @@ class ClusterOperator:
                 raise
             live = set()
             for obj in items:
-                uid = obj["metadata"]["uid"]
-                live.add(uid)
+                live.add(self._key(obj))
                 if self._settings.watches(obj["metadata"]["namespace"]) and self._needs(obj):
                     self._submit(kind, obj)
-            for uid in [u for u in self._seen if u not in live and u.startswith(kind.kind + "/")]:
-                self._forget(uid)
+            for key in [k for k in self._seen if k not in live and k.startswith(kind.kind + "/")]:
+                self._forget(key)
 
     def _key(self, obj: dict[str, Any]) -> str:
         return f"{obj['kind']}/{obj['metadata']['uid']}"
