@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         from localazure.arm.server import StateDirBusy, serve
+        from localazure.composition import providers
 
         try:
             knobs = knobs_from_args(args)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"localazure: {exc}", file=sys.stderr)
             return 2
         try:
-            serve(args.state_dir, args.port, knobs)
+            serve(args.state_dir, args.port, knobs, providers())
         except StateDirBusy as exc:
             print(f"localazure: {exc}", file=sys.stderr)
             return EXIT_BUSY

@@ -1,4 +1,6 @@
-"""The FastAPI application: routers of all providers plus the Resource Manager front door.
+"""The FastAPI application: the kernel's routers, the routers of the providers it is given, and the
+Resource Manager front door. Which providers exist is decided by the composition root
+(`localazure.composition`), never here.
 
 The front door (an ASGI middleware) does what Resource Manager does before a provider sees a request:
 case-insensitive routing of the fixed path words, injected throttling / server errors, and
@@ -7,7 +9,6 @@ api-version validation per provider namespace.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from localazure.arm import admin, auth, authorization, operationstatus, resourcegroups
+from localazure.arm import admin, auth, operationstatus
 from localazure.arm.context import Emulator
 from localazure.arm.errors import ArmError, EntraError, arm_error_handler, entra_error_handler
 from localazure.arm.providers import ResourceProvider
@@ -27,46 +28,8 @@ log = logging.getLogger(__name__)
 ARM_ROOTS = ("subscriptions", "providers")
 
 
-# The resource providers of `localazure.providers`, registered after the kernel's own. This list is
-# the one place to add a provider package (one exposing `provider`); order matters only for group
-# cleanup, which runs in reverse registration order.
-PROVIDER_PACKAGES = (
-    "localazure.providers.containerregistry",
-    "localazure.providers.keyvault",
-    "localazure.providers.storage",
-)
-
-
-def default_providers() -> list[ResourceProvider]:
-    """Resource groups, authorization, AKS, the packages of PROVIDER_PACKAGES, and Fleet when
-    `localazure.fleet` exposes `provider`."""
-    from localazure.arm import aksroutes as aks
-
-    providers = [resourcegroups.provider, authorization.provider, aks.provider]
-    for package in PROVIDER_PACKAGES:
-        provider = importlib.import_module(package).provider
-        if not isinstance(provider, ResourceProvider):
-            raise TypeError(f"{package}.provider is not a ResourceProvider")
-        providers.append(provider)
-    try:
-        fleet = importlib.import_module("localazure.fleet")
-    except ImportError as exc:  # the Fleet provider is optional
-        log.info("no Fleet provider: %s", exc)
-        return providers
-    fleet_provider = getattr(fleet, "provider", None)
-    if isinstance(fleet_provider, ResourceProvider):
-        providers.append(fleet_provider)
-    elif isinstance(fleet_provider, list):
-        providers.extend(p for p in fleet_provider if isinstance(p, ResourceProvider))
-    providers.append(_local_aso())
-    return providers
-
-
-def _local_aso() -> ResourceProvider:
-    """The local ASO controller's start/stop hooks; registered last so it stops before the clusters do."""
-    from localazure.aso import provider
-
-    return provider
+# Paths without a `providers` segment (subscriptions, resource groups) belong to this namespace.
+RESOURCES_NAMESPACE = "Microsoft.Resources"
 
 
 def _route_words(routers: list[APIRouter]) -> dict[str, str]:
@@ -103,7 +66,7 @@ def namespace_of(path: str) -> tuple[str, str | None]:
     for i in range(len(parts) - 2, -1, -1):
         if parts[i].lower() == "providers":
             return parts[i + 1], parts[i + 2] if i + 2 < len(parts) else None
-    return resourcegroups.NAMESPACE, None
+    return RESOURCES_NAMESPACE, None
 
 
 class FrontDoor:
@@ -190,8 +153,8 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": {"code": "InvalidRequestContent", "message": str(exc.errors())}}, status_code=400)
 
 
-def create_app(emulator: Emulator, providers: list[ResourceProvider] | None = None) -> FastAPI:
-    """Build the application for an emulator; `providers` defaults to `default_providers()`."""
+def create_app(emulator: Emulator, providers: list[ResourceProvider]) -> FastAPI:
+    """Build the application for an emulator serving `providers` (in registration order)."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="fleetflow local Azure")
     app.state.emulator = emulator
     app.add_exception_handler(ArmError, arm_error_handler)
@@ -199,8 +162,10 @@ def create_app(emulator: Emulator, providers: list[ResourceProvider] | None = No
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     routers = [admin.router, auth.router, operationstatus.router]
-    for provider in providers if providers is not None else default_providers():
+    for provider in providers:
         emulator.providers.add(provider)
+        for name, factory in provider.services.items():
+            emulator.offer_service(name, factory)
         routers.append(provider.router)
     for router in routers:
         app.include_router(router)

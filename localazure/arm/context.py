@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import Request
 
@@ -16,9 +18,6 @@ from localazure.arm.providers import ProviderRegistry
 from localazure.arm.rbac import OWNER, Rbac
 from localazure.arm.store import StateStore
 from localazure.arm.tokens import PUBLIC_ARM_AUDIENCES, TokenSigner
-
-if TYPE_CHECKING:
-    from localazure.arm.aks import AksService
 
 META = "meta"
 ADMIN_ASSIGNMENT_NAME = "a0000000-0000-4000-8000-000000000001"
@@ -39,7 +38,10 @@ class Emulator:
         self.providers = ProviderRegistry()
         self._identity = self._load_or_create_identity()
         self.operations = Operations(self.store, self.knobs, self.subscription_id)
+        # In-process services of the providers (e.g. "aks"), built once from the factories providers register.
         self.services: dict[str, Any] = {}
+        self._service_factories: dict[str, Callable[[Emulator], Any]] = {}
+        self._services_lock = threading.RLock()
 
     def _load_or_create_identity(self) -> dict[str, Any]:
         identity = self.store.get(META, "identity")
@@ -102,15 +104,23 @@ class Emulator:
         """Token audiences Resource Manager accepts."""
         return PUBLIC_ARM_AUDIENCES | {self.base_url, self.base_url + "/"}
 
-    @property
-    def aks(self) -> AksService:
-        """The in-process AKS service (for other providers such as Fleet)."""
-        if "aks" not in self.services:
-            from localazure.arm.aks import AksService
+    def offer_service(self, name: str, factory: Callable[[Emulator], Any]) -> None:
+        """Register the factory of a provider's in-process service; a name offered twice is refused."""
+        with self._services_lock:
+            if name in self._service_factories and self._service_factories[name] is not factory:
+                raise ValueError(f"service {name!r} is already offered by another provider")
+            self._service_factories[name] = factory
 
-            self.services["aks"] = AksService(self)
-        service: AksService = self.services["aks"]
-        return service
+    def service(self, name: str) -> Any:
+        """A provider's in-process service, built on first use (typed accessors live with each provider,
+        e.g. `localazure.providers.aks.aks_of`)."""
+        with self._services_lock:
+            if name not in self.services:
+                factory = self._service_factories.get(name)
+                if factory is None:
+                    raise LookupError(f"no provider offers the service {name!r}; is it in the composition root?")
+                self.services[name] = factory(self)
+            return self.services[name]
 
 
 def get_emulator(request: Request) -> Emulator:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
@@ -22,6 +22,9 @@ class ResourceProvider:
     (Fleet, whose members reference clusters) goes before the ones it depends on (AKS).
     `on_start(emulator)` runs once after the state is loaded (re-adopt background work);
     `on_stop(emulator)` when the server shuts down.
+    `services` names the in-process services the provider offers (name -> factory taking the emulator);
+    the emulator builds each once, on first `emulator.service(name)`, so providers reach each other's
+    services without the kernel knowing any of them.
 
     Several providers may share a namespace (AKS `managedClusters` and Fleet `fleets` are both
     Microsoft.ContainerService): each then lists the top-level `resource_types` it serves, and
@@ -37,6 +40,7 @@ class ResourceProvider:
     on_start: Callable[[Emulator], None] | None = None
     on_stop: Callable[[Emulator], None] | None = None
     extra_path_words: tuple[str, ...] = field(default_factory=tuple)
+    services: dict[str, Callable[[Emulator], Any]] = field(default_factory=dict)
 
 
 class ProviderRegistry:

@@ -19,6 +19,7 @@ import uvicorn
 from localazure.arm.app import create_app, start_providers, stop_providers
 from localazure.arm.context import Emulator
 from localazure.arm.knobs import Knobs
+from localazure.arm.providers import ResourceProvider
 from localazure.arm.tls import ensure_tls
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,9 @@ def endpoint_info(emulator: Emulator, port: int, ca_bundle: Path) -> dict[str, A
     }
 
 
-def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
-    """Run until SIGINT/SIGTERM. endpoint.json appears once /healthz answers and is removed on exit."""
+def serve(state_dir: Path, port: int | None, knobs: Knobs, providers: list[ResourceProvider]) -> None:
+    """Run `providers` (the composition root's list) until SIGINT/SIGTERM. endpoint.json appears once
+    /healthz answers and is removed on exit."""
     state_dir = state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = _lock_state_dir(state_dir)
@@ -102,14 +104,14 @@ def serve(state_dir: Path, port: int | None, knobs: Knobs) -> None:
         signal.signal(stop_signal, request_stop)
     (state_dir / SERVE_PID_FILE).write_text(str(os.getpid()))
     try:
-        _serve_locked(state_dir, port, knobs, stop_requested, server_box)
+        _serve_locked(state_dir, port, knobs, providers, stop_requested, server_box)
     finally:
         (state_dir / SERVE_PID_FILE).unlink(missing_ok=True)
         lock.close()
 
 
-def _serve_locked(state_dir: Path, port: int | None, knobs: Knobs, stop_requested: threading.Event,
-                  server_box: list[uvicorn.Server]) -> None:
+def _serve_locked(state_dir: Path, port: int | None, knobs: Knobs, providers: list[ResourceProvider],
+                  stop_requested: threading.Event, server_box: list[uvicorn.Server]) -> None:
     endpoint_path = state_dir / ENDPOINT_FILE
     endpoint_path.unlink(missing_ok=True)
     tls = ensure_tls(state_dir / "tls")
@@ -118,16 +120,18 @@ def _serve_locked(state_dir: Path, port: int | None, knobs: Knobs, stop_requeste
     (state_dir / "port").write_text(str(actual_port))
     emulator = Emulator(state_dir, knobs, f"https://{HOST}:{actual_port}")
     try:
-        _serve_emulator(emulator, state_dir, sock, actual_port, tls, endpoint_path, stop_requested, server_box)
+        _serve_emulator(emulator, providers, state_dir, sock, actual_port, tls, endpoint_path, stop_requested,
+                        server_box)
     finally:
         endpoint_path.unlink(missing_ok=True)
         emulator.operations.close()
         stop_providers(emulator)
 
 
-def _serve_emulator(emulator: Emulator, state_dir: Path, sock: socket.socket, actual_port: int, tls: Any,
-                    endpoint_path: Path, stop_requested: threading.Event, server_box: list[uvicorn.Server]) -> None:
-    app = create_app(emulator)
+def _serve_emulator(emulator: Emulator, providers: list[ResourceProvider], state_dir: Path, sock: socket.socket,
+                    actual_port: int, tls: Any, endpoint_path: Path, stop_requested: threading.Event,
+                    server_box: list[uvicorn.Server]) -> None:
+    app = create_app(emulator, providers)
     emulator.operations.prune_finished()
     interrupted = emulator.operations.fail_interrupted()
     if interrupted:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 
 from localazure.arm.providers import ResourceProvider
+from localazure.providers.aks import aks_of
 
 if TYPE_CHECKING:
     from localazure.arm.context import Emulator
@@ -26,12 +27,12 @@ SERVICE_KEY = "aso"
 
 
 def _kubeconfig_reader(emulator: Emulator, cluster_id: str) -> Callable[[], str]:
-    return lambda: emulator.aks.kubeconfig(cluster_id)
+    return lambda: aks_of(emulator).kubeconfig(cluster_id)
 
 
 def _clusters(emulator: Emulator) -> list[tuple[str, Callable[[], str]]]:
     out: list[tuple[str, Callable[[], str]]] = []
-    aks = emulator.aks
+    aks = aks_of(emulator)
     for body in aks.list_clusters():
         if body.get("properties", {}).get("provisioningState") in ("Creating", "Deleting"):
             continue

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from localazure.arm import aksmodel
-from localazure.arm.aks import NAMESPACE, AksService
 from localazure.arm.auth import get_caller
 from localazure.arm.common import (
     authorize_in_subscription,
@@ -20,6 +18,8 @@ from localazure.arm.common import (
 from localazure.arm.context import Emulator, get_emulator
 from localazure.arm.providers import ResourceProvider
 from localazure.arm.rbac import Principal
+from localazure.providers.aks import model as aksmodel
+from localazure.providers.aks.service import NAMESPACE, AksService
 
 API_VERSIONS = frozenset({"2026-08-01", "2026-06-01", "2026-03-01", "2025-10-01", "2025-08-01", "2025-07-01",
                           "2025-05-01", "2025-03-01", "2025-01-01", "2024-10-01", "2024-09-01", "2024-08-01",
@@ -28,18 +28,20 @@ A = "Microsoft.ContainerService/managedClusters"
 GROUP = "/subscriptions/{subscription_id}/resourceGroups/{group}"
 CLUSTER = GROUP + "/providers/Microsoft.ContainerService/managedClusters/{name}"
 
+# Key of the AKS service in the emulator's service registry (`Emulator.service`).
+SERVICE = "aks"
+
 router = APIRouter()
 
 
-def aks_service(request: Request) -> AksService:
-    """FastAPI dependency: the emulator's AKS service."""
-    return get_emulator(request).aks
+def _aks(emulator: Emulator) -> AksService:
+    return cast(AksService, emulator.service(SERVICE))
 
 
 def _cluster_scope(emulator: Emulator, subscription_id: str, group: str, name: str, caller: Principal,
                    action: str) -> str:
     cluster_id = authorize_in_subscription(emulator, caller, subscription_id, action,
-                                           emulator.aks.cluster_id(group, name))
+                                           _aks(emulator).cluster_id(group, name))
     get_group(emulator, group)
     return cluster_id
 
@@ -51,7 +53,7 @@ async def put_cluster(
 ) -> Response:
     """Create (201) or update/upgrade (200) a managed cluster; both are long-running."""
     _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/write")
-    body, status, op = emulator.aks.create_or_update(group, name, await read_json_object(request))
+    body, status, op = _aks(emulator).create_or_update(group, name, await read_json_object(request))
     return JSONResponse(body, status_code=status, headers=polling_headers(emulator, request, op))
 
 
@@ -62,7 +64,7 @@ def get_cluster(
 ) -> dict[str, Any]:
     """A managed cluster."""
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/read")
-    return emulator.aks.get(cluster_id)
+    return _aks(emulator).get(cluster_id)
 
 
 @router.delete(CLUSTER)
@@ -72,9 +74,9 @@ def delete_cluster(
 ) -> Response:
     """Start deleting a cluster: 202 with polling headers; 204 when it does not exist."""
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/delete")
-    if not emulator.aks.exists(cluster_id):
+    if not _aks(emulator).exists(cluster_id):
         return Response(status_code=204)
-    op = emulator.aks.delete(cluster_id)
+    op = _aks(emulator).delete(cluster_id)
     return Response(status_code=202, headers=polling_headers(emulator, request, op))
 
 
@@ -86,7 +88,7 @@ def list_clusters_in_group(
     """Clusters of a group."""
     authorize_in_subscription(emulator, caller, subscription_id, f"{A}/read", emulator.group_id(group))
     get_group(emulator, group)
-    return {"value": emulator.aks.list_clusters(group)}
+    return {"value": _aks(emulator).list_clusters(group)}
 
 
 @router.get("/subscriptions/{subscription_id}/providers/Microsoft.ContainerService/managedClusters")
@@ -96,7 +98,7 @@ def list_clusters(
 ) -> dict[str, Any]:
     """Clusters of the subscription the caller may read."""
     require_subscription(emulator, subscription_id)
-    return {"value": [c for c in emulator.aks.list_clusters() if emulator.rbac.allowed(caller, f"{A}/read", c["id"])]}
+    return {"value": [c for c in _aks(emulator).list_clusters() if emulator.rbac.allowed(caller, f"{A}/read", c["id"])]}
 
 
 @router.get(CLUSTER + "/agentPools")
@@ -106,7 +108,7 @@ def list_agent_pools(
 ) -> dict[str, Any]:
     """Agent pools of a cluster."""
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/agentPools/read")
-    body = emulator.aks.get(cluster_id)
+    body = _aks(emulator).get(cluster_id)
     return {"value": [aksmodel.agent_pool_body(body["id"], p) for p in body["properties"]["agentPoolProfiles"]]}
 
 
@@ -117,7 +119,7 @@ def get_agent_pool(
 ) -> dict[str, Any]:
     """One agent pool."""
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/agentPools/read")
-    return emulator.aks.agent_pool(cluster_id, pool)
+    return _aks(emulator).agent_pool(cluster_id, pool)
 
 
 @router.post(CLUSTER + "/agentPools/{pool}/upgradeNodeImageVersion")
@@ -128,8 +130,8 @@ def upgrade_node_image_version(
     """Roll a pool onto the latest node image: 202 with polling headers."""
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller,
                                 f"{A}/agentPools/upgradeNodeImageVersion/action")
-    op = emulator.aks.upgrade_node_image(cluster_id, pool)
-    body = emulator.aks.agent_pool(cluster_id, pool)
+    op = _aks(emulator).upgrade_node_image(cluster_id, pool)
+    body = _aks(emulator).agent_pool(cluster_id, pool)
     return JSONResponse(body, status_code=202, headers=polling_headers(emulator, request, op))
 
 
@@ -144,8 +146,8 @@ def cluster_upgrade_profile(
 ) -> dict[str, Any]:
     """Versions the control plane and each pool may upgrade to."""
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/upgradeProfiles/read")
-    body = emulator.aks.get(cluster_id)
-    available = emulator.aks.available_versions()
+    body = _aks(emulator).get(cluster_id)
+    available = _aks(emulator).available_versions()
     current = body["properties"]["currentKubernetesVersion"]
     return {
         "id": f"{cluster_id}/upgradeProfiles/default", "name": "default",
@@ -170,16 +172,16 @@ def pool_upgrade_profile(
 ) -> dict[str, Any]:
     """Versions and the latest node image one pool may upgrade to."""
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/agentPools/read")
-    body = emulator.aks.get(cluster_id)
-    profile = emulator.aks.agent_pool(cluster_id, pool)
+    body = _aks(emulator).get(cluster_id)
+    profile = _aks(emulator).agent_pool(cluster_id, pool)
     version = profile["properties"]["currentOrchestratorVersion"]
-    upgrades = aksmodel.upgrades_from(version, emulator.aks.available_versions(),
+    upgrades = aksmodel.upgrades_from(version, _aks(emulator).available_versions(),
                                       ceiling=body["properties"]["currentKubernetesVersion"])
     return {
         "id": f"{profile['id']}/upgradeProfiles/default", "name": "default",
         "type": "Microsoft.ContainerService/managedClusters/agentPools/upgradeProfiles",
         "properties": {"kubernetesVersion": version, "osType": "Linux", "upgrades": _upgrade_entries(upgrades),
-                       "latestNodeImageVersion": emulator.aks.latest_node_image()},
+                       "latestNodeImageVersion": _aks(emulator).latest_node_image()},
     }
 
 
@@ -188,7 +190,7 @@ def _credential(emulator: Emulator, subscription_id: str, group: str, name: str,
     # `role` ("Admin" or "User") names both the RBAC action and the credential kind, as Azure does.
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller,
                                 f"{A}/listCluster{role}Credential/action")
-    return emulator.aks.credential_result(cluster_id, f"cluster{role}")
+    return _aks(emulator).credential_result(cluster_id, f"cluster{role}")
 
 
 @router.post(CLUSTER + "/listClusterAdminCredential")
@@ -216,7 +218,7 @@ def kubernetes_versions(
 ) -> dict[str, Any]:
     """Versions offered in a location, grouped by minor with their patch upgrades."""
     require_subscription(emulator, subscription_id)
-    available = emulator.aks.available_versions()
+    available = _aks(emulator).available_versions()
     minors: dict[str, dict[str, Any]] = {}
     for version in available:
         entry = minors.setdefault(aksmodel.minor_of(version), {
@@ -229,18 +231,19 @@ def kubernetes_versions(
 
 
 def _delete_group_contents(emulator: Emulator, group_id: str) -> None:
-    emulator.aks.delete_group_contents(group_id)
+    _aks(emulator).delete_group_contents(group_id)
 
 
 def _on_start(emulator: Emulator) -> None:
-    emulator.aks.recover()
+    _aks(emulator).recover()
 
 
 def _on_stop(emulator: Emulator) -> None:
-    emulator.aks.stop_local_clusters()
+    _aks(emulator).stop_local_clusters()
 
 
 provider = ResourceProvider(
     namespace=NAMESPACE, api_versions=API_VERSIONS, router=router, resource_types=("managedClusters",),
     delete_group_contents=_delete_group_contents, on_start=_on_start, on_stop=_on_stop,
+    services={SERVICE: AksService},
 )

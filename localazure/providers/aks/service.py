@@ -15,12 +15,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localazure.arm import aksmodel
 from localazure.arm.common import RESOURCES, normalize_location, require_group_writable
 from localazure.arm.errors import ArmError, another_operation_in_progress, invalid_parameter, not_found
 from localazure.arm.ids import parse_id, resource_id
 from localazure.arm.lro import OperationRun
 from localazure.arm.store import Record
+from localazure.providers.aks import model as aksmodel
 
 if TYPE_CHECKING:
     from localazure.arm.context import Emulator

@@ -37,6 +37,6 @@ Behaviour worth knowing when driving it with the SDK:
   knob `fail=aks.upgrade:<cluster name>` or `aks.nodeimage:*<cluster name>*`.
 """
 
-from localazure.fleet.provider import provider
+from localazure.providers.fleet.provider import provider
 
 __all__ = ["provider"]

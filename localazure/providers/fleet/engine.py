@@ -22,7 +22,8 @@ from localazure.arm.common import RESOURCES
 from localazure.arm.errors import ArmError, invalid_parameter
 from localazure.arm.ids import utc_now
 from localazure.arm.store import Record
-from localazure.fleet.resources import GATE_TYPE, RUN_TYPE, new_etag, system_data
+from localazure.providers.aks import aks_of
+from localazure.providers.fleet.resources import GATE_TYPE, RUN_TYPE, new_etag, system_data
 
 if TYPE_CHECKING:
     from localazure.arm.context import Emulator
@@ -358,7 +359,7 @@ class Execution:
         version = update["upgrade"].get("kubernetesVersion")
         try:
             self._require_member(member["name"], cluster_id)
-            aks = self.emulator.aks
+            aks = aks_of(self.emulator)
             if kind == "Full":
                 self._await(si, gi, mi, aks.upgrade(cluster_id, version))
                 message = f"Upgraded the control plane and nodes to Kubernetes {version}."
@@ -530,7 +531,7 @@ class UpdateRunEngine:
 
     def mark_started(self, run_id: str) -> None:
         """NotStarted/Stopped -> Running; a Consistent node image is chosen once, at the first start."""
-        latest = self.emulator.aks.latest_node_image()
+        latest = aks_of(self.emulator).latest_node_image()
 
         def start(record: Record) -> None:
             status = record["body"]["properties"]["status"]

@@ -22,8 +22,8 @@ from localazure.arm.errors import another_operation_in_progress, invalid_paramet
 from localazure.arm.lro import OperationRun
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
-from localazure.fleet.engine import engine_of
-from localazure.fleet.resources import (
+from localazure.providers.fleet.engine import engine_of
+from localazure.providers.fleet.resources import (
     FLEET_NAME,
     FLEET_PATH,
     FLEET_TYPE,

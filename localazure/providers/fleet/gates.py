@@ -13,8 +13,8 @@ from localazure.arm.context import Emulator, get_emulator
 from localazure.arm.errors import ArmError, invalid_parameter
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
-from localazure.fleet.engine import engine_of
-from localazure.fleet.resources import (
+from localazure.providers.fleet.engine import engine_of
+from localazure.providers.fleet.resources import (
     FLEET_PATH,
     GATE_TYPE,
     authorize_child,

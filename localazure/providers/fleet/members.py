@@ -14,7 +14,8 @@ from localazure.arm.errors import ArmError, another_operation_in_progress, inval
 from localazure.arm.ids import parse_id
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
-from localazure.fleet.resources import (
+from localazure.providers.aks import aks_of
+from localazure.providers.fleet.resources import (
     CLUSTER_TYPE,
     FLEET_PATH,
     MEMBER_TYPE,
@@ -79,7 +80,7 @@ def _check_cluster(emulator: Emulator, caller: Principal, cluster_id: Any, membe
     if parsed.full_type.lower() != CLUSTER_TYPE.lower() or len(parsed.names) != 1:
         raise invalid_parameter(prop, f"'{cluster_id}' is not the id of a managed cluster "
                                 f"({CLUSTER_TYPE}).")
-    if parsed.subscription_id.lower() != emulator.subscription_id.lower() or not emulator.aks.exists(cluster_id):
+    if parsed.subscription_id.lower() != emulator.subscription_id.lower() or not aks_of(emulator).exists(cluster_id):
         raise ArmError(400, "ClusterNotFound", f"The managed cluster '{cluster_id}' given as clusterResourceId "
                        "does not exist; create the AKS cluster before joining it to the fleet.",
                        details=[{"code": "ClusterNotFound", "message": "The member cluster does not exist.",
@@ -89,7 +90,7 @@ def _check_cluster(emulator: Emulator, caller: Principal, cluster_id: Any, membe
     if owner is not None and owner["body"]["id"].lower() != member_id.lower():
         raise ArmError(409, "MemberAlreadyExists", f"The managed cluster '{cluster_id}' is already a member of a "
                        f"fleet as '{owner['body']['id']}'; a cluster can belong to one fleet only.")
-    return str(emulator.aks.get(cluster_id)["id"])
+    return str(aks_of(emulator).get(cluster_id)["id"])
 
 
 @router.put(MEMBER_PATH)

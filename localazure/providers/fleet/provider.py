@@ -7,9 +7,9 @@ from fastapi import APIRouter
 from localazure.arm.common import RESOURCES
 from localazure.arm.context import Emulator
 from localazure.arm.providers import ResourceProvider
-from localazure.fleet import fleets, gates, members, runs, strategies
-from localazure.fleet.engine import engine_of
-from localazure.fleet.resources import API_VERSIONS, FLEET_TYPE, NAMESPACE, delete_records
+from localazure.providers.fleet import fleets, gates, members, runs, strategies
+from localazure.providers.fleet.engine import engine_of
+from localazure.providers.fleet.resources import API_VERSIONS, FLEET_TYPE, NAMESPACE, delete_records
 
 
 def _delete_group_contents(emulator: Emulator, group_id: str) -> None:

@@ -15,8 +15,8 @@ from localazure.arm.errors import ArmError, invalid_parameter
 from localazure.arm.lro import OperationRun
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
-from localazure.fleet.engine import ACTIVE, TERMINAL, engine_of, gates_of_run
-from localazure.fleet.resources import (
+from localazure.providers.fleet.engine import ACTIVE, TERMINAL, engine_of, gates_of_run
+from localazure.providers.fleet.resources import (
     FLEET_PATH,
     MEMBER_TYPE,
     RUN_TYPE,
@@ -37,8 +37,8 @@ from localazure.fleet.resources import (
     start_operation,
     system_data,
 )
-from localazure.fleet.resources import set_state as set_provisioning_state
-from localazure.fleet.strategies import concurrency_limit, validate_strategy
+from localazure.providers.fleet.resources import set_state as set_provisioning_state
+from localazure.providers.fleet.strategies import concurrency_limit, validate_strategy
 
 router = APIRouter()
 

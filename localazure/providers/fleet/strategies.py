@@ -13,7 +13,7 @@ from localazure.arm.common import RESOURCES, read_json_object, require_group_wri
 from localazure.arm.context import Emulator, get_emulator
 from localazure.arm.errors import invalid_parameter
 from localazure.arm.rbac import Principal
-from localazure.fleet.resources import (
+from localazure.providers.fleet.resources import (
     FLEET_PATH,
     STRATEGY_TYPE,
     accepted_write,
