@@ -1,9 +1,14 @@
-"""Resource providers of local Azure beyond the Resource Manager kernel (`localazure.arm`).
+"""Resource providers of local Azure, each built on the kernel (`localazure.arm`) and listed, in order, by
+the composition root `localazure.composition`:
 
-Each package exposes one `provider` (a `localazure.arm.providers.ResourceProvider`) and is registered in
-`localazure.arm.app.default_providers()`:
+- `resourcegroups`: Microsoft.Resources/resourceGroups (deleting a group empties it through every provider)
+- `authorization`: Microsoft.Authorization role definitions and assignments (the RBAC engine is the kernel's)
+- `aks`: Microsoft.ContainerService/managedClusters, backed by real local clusters, and `aks_of(emulator)`
+- `containerregistry`: Microsoft.ContainerRegistry/registries
+- `keyvault`: Microsoft.KeyVault/vaults, deleted vaults, and the secrets data plane
+- `storage`: Microsoft.Storage/storageAccounts
+- `fleet`: Microsoft.ContainerService/fleets (members, strategies, update runs, gates); drives AKS
 
-- `localazure.providers.containerregistry`: Microsoft.ContainerRegistry/registries
-- `localazure.providers.keyvault`: Microsoft.KeyVault/vaults, deleted vaults, and the secrets data plane
-- `localazure.providers.storage`: Microsoft.Storage/storageAccounts
+Each exposes one `provider` (a `localazure.arm.providers.ResourceProvider`). Adding one is a module here
+and a line in `localazure.composition.providers()`.
 """

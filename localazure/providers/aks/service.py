@@ -1,6 +1,6 @@
 """The AKS service: managed clusters as long-running operations, optionally backed by real local clusters.
 
-Routers (`aksroutes.py`) and other providers (Fleet update runs) call this class; it never looks at
+Routes (`routes.py`) and other providers (Fleet update runs) call this class; it never looks at
 HTTP. Every method that changes a cluster starts an operation and returns its record; pass the
 record's name to `wait()` to block until it ends.
 """

@@ -1,6 +1,6 @@
 """Local Azure Kubernetes Fleet Manager: fleets, members, update strategies, update runs and gates.
 
-`provider` is picked up by `localazure.arm.app.default_providers()`; it serves the `fleets` type of
+`provider` is listed by `localazure.composition`; it serves the `fleets` type of
 Microsoft.ContainerService at api-version 2026-06-01 (azure-mgmt-containerservicefleet 4.x), plus
 2025-03-01 and 2024-04-01.
 
