@@ -1,14 +1,10 @@
 """Real local Kubernetes clusters (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)
 that stand in for AKS clusters in local Azure."""
 
-from localazure.kube.cluster import (
-    ClusterNotFoundError,
-    DrainTimeoutError,
-    LocalCluster,
-    LocalClusterError,
-    NodePool,
-)
+from localazure.kube.cluster import LocalCluster
+from localazure.kube.errors import ClusterNotFoundError, DrainTimeoutError, LocalClusterError
 from localazure.kube.sizes import UnknownVmSizeError, node_resources, vm_size
+from localazure.kube.state import NodePool
 from localazure.kube.tools import ToolsMissingError, available_versions, helm_binary, kubectl_binary, tools_dir
 
 __all__ = [

@@ -7,225 +7,66 @@ existed runs the three components as separate processes instead.
 
 The cluster's home holds everything: ``cluster.json`` (ports, pids, version, pools), ``pki/``,
 ``etcd/`` (data), component kubeconfigs and ``logs/<process>.log``.
+
+This module drives a cluster's life (create, adopt, start, stop, delete, upgrades); what it persists is in
+``state.py``, how its processes are launched in ``launch.py``, its nodes' manifests in ``manifests.py``,
+and node-image rolls in ``nodes.py`` (which gets an API client and a pool, never the cluster).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import http.client
 import json
 import logging
-import os
-import re
 import shutil
 import ssl
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from localazure.kube import processes
-from localazure.kube.loopback import DISABLED_ADMISSION_PLUGINS, LOOPBACK_OBJECTS, POLICY_PROBE, POLICY_PROBE_PATH
-from localazure.kube.pki import ADMIN, CONTROLLER_MANAGER, KWOK, SCHEDULER, ClientIdentity, ClusterPki
-from localazure.kube.processes import ProcessRecord
-from localazure.kube.sizes import node_resources, vm_size
+from localazure.kube import launch, processes
+from localazure.kube.errors import ClusterNotFoundError, DrainTimeoutError, LocalClusterError
+from localazure.kube.launch import COMBINED_CONTROL_PLANE, COMPONENTS, PROCESS_NAMES
+from localazure.kube.loopback import LOOPBACK_OBJECTS, POLICY_PROBE, POLICY_PROBE_PATH
+from localazure.kube.manifests import new_node_manifest
+from localazure.kube.pki import ADMIN, ClusterPki
+from localazure.kube.state import (
+    CLUSTER_NAME,
+    STATE_FILE,
+    ClusterState,
+    NodePool,
+    PoolState,
+    Ports,
+    StateFile,
+    clear_home,
+    default_home,
+    normalized,
+)
 from localazure.kube.tools import Toolchain, available_versions, tools_dir, version_key
 
+__all__ = ["ClusterNotFoundError", "DrainTimeoutError", "LocalCluster", "LocalClusterError", "NodePool",
+           "default_home"]
+
 log = logging.getLogger(__name__)
-
-STATE_FILE = "cluster.json"
-DEFAULT_NODE_IMAGE_VERSION = "AKSUbuntu-2204gen2containerd-202610.01.0"
-# Nodes kwok manages carry this annotation; kwok is started with the matching selector.
-KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
-# AKS's default is 10.0.0.0/16 (what Resource Manager reports); a local cluster's Services get loopback
-# ClusterIPs instead, so that anything dialling a Service (a webhook, an aggregated API) stays on this machine.
-SERVICE_CIDR = "127.1.0.0/16"
-POD_CIDR = "10.244.0.0/16"  # AKS kubenet default
-
-# The process running apiserver, controller-manager and scheduler together (`kube control-plane`).
-COMBINED_CONTROL_PLANE = "control-plane"
-# The control-plane components as separate processes (binaries without the combined mode), in start order.
-CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-# Processes of a cluster whose binary runs separate components, in start order; stop runs in reverse.
-COMPONENTS = ("etcd", *CONTROL_PLANE, "kwok")
-# Every process name either layout records, in start order; stop runs in reverse.
-PROCESS_NAMES = ("etcd", COMBINED_CONTROL_PLANE, *CONTROL_PLANE, "kwok")
-
-# Controllers a cluster without kubelets, cloud provider or CSI does not need. node-lifecycle would taint
-# nodes whose kubelet heartbeat it misses, and kwok's fast stages send none. Every name must exist in every
-# built minor: the controller-manager rejects unknown ones (an integration test checks).
-DISABLED_CONTROLLERS = (
-    "node-lifecycle-controller",
-    "node-ipam-controller",
-    "persistentvolume-attach-detach-controller",
-    "persistentvolume-expander-controller",
-    "ephemeral-volume-controller",
-    "certificatesigningrequest-signing-controller",
-    "certificatesigningrequest-approving-controller",
-    "certificatesigningrequest-cleaner-controller",
-    "ttl-controller",
-    "taint-eviction-controller",
-    # Controllers that watch many resource types (memory) for features local clusters do not offer:
-    # quota status, autoscaling without metrics, storage migration, dynamic resource allocation.
-    "resourcequota-controller",
-    "horizontal-pod-autoscaler-controller",
-    "storage-version-migrator-controller",
-    "storageversion-garbage-collector-controller",
-    "resourceclaim-controller",
-    "device-taint-eviction-controller",
-    "validatingadmissionpolicy-status-controller",
-    "kube-apiserver-serving-clustertrustbundle-publisher-controller",
-    "legacy-serviceaccount-token-cleaner-controller",
-    "endpointslice-mirroring-controller",
-)
-
-# Soft memory limits per component (Go runtime GOMEMLIMIT) to keep a cluster's RSS small; GOGC makes the
-# collector run sooner than the default.
-MEMORY_LIMITS_MIB = {
-    "etcd": 64,
-    "kube-apiserver": 128,
-    "kube-controller-manager": 64,
-    "kube-scheduler": 40,
-    "kwok": 40,
-}
-MEMORY_LIMITS_MIB[COMBINED_CONTROL_PLANE] = sum(MEMORY_LIMITS_MIB[name] for name in CONTROL_PLANE)
-GOGC = "50"
-
-_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
-_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
-class LocalClusterError(RuntimeError):
-    """A local cluster operation failed; the message says which cluster and what to look at."""
-
-
-class ClusterNotFoundError(LocalClusterError):
-    """No (live or stopped) cluster state exists in the given home."""
-
-
-class DrainTimeoutError(LocalClusterError):
-    """A node could not be drained in time; names the node and the blocking PodDisruptionBudgets."""
-
-    def __init__(self, message: str, node: str, blocking_pdbs: list[str]) -> None:
-        super().__init__(message)
-        self.node = node
-        self.blocking_pdbs = blocking_pdbs
-
-
-@dataclass
-class NodePool:
-    """An AKS-like node pool of kwok-simulated nodes."""
-
-    name: str
-    count: int = 1
-    vm_size: str = "Standard_DS2_v2"
-    node_image_version: str = DEFAULT_NODE_IMAGE_VERSION
-    # Kubelet version the pool's nodes report; None means the cluster's version at creation.
-    orchestrator_version: str | None = None
-
-    def validate(self) -> None:
-        """Check the pool name, count and VM size the way AKS would."""
-        if not _POOL_NAME.match(self.name):
-            raise ValueError(
-                f"invalid node pool name {self.name!r}: 1-12 lowercase letters/digits, starting with a letter"
-            )
-        if not 0 <= self.count <= 100:
-            raise ValueError(f"node pool {self.name!r}: count must be between 0 and 100, got {self.count}")
-        vm_size(self.vm_size)  # raises UnknownVmSizeError naming the known sizes
-
-
-@dataclass
-class _PoolState:
-    pool: NodePool
-    # AKS node names carry an 8-digit number derived from the pool and a per-VMSS instance counter.
-    name_digits: str
-    next_instance: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self.pool), "name_digits": self.name_digits, "next_instance": self.next_instance}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> _PoolState:
-        pool_fields = {k: data[k] for k in ("name", "count", "vm_size", "node_image_version", "orchestrator_version")}
-        return cls(NodePool(**pool_fields), str(data["name_digits"]), int(data["next_instance"]))
-
-
-@dataclass
-class _Ports:
-    etcd_client: int
-    etcd_peer: int
-    apiserver: int
-    kwok: int
-
-    def all(self) -> list[int]:
-        return [self.etcd_client, self.etcd_peer, self.apiserver, self.kwok]
-
-
-@dataclass
-class _State:
-    name: str
-    kubernetes_version: str
-    region: str
-    status: str  # creating | running | stopped | deleting
-    ports: _Ports
-    pools: list[_PoolState]
-    processes: dict[str, ProcessRecord] = field(default_factory=dict)
-    created_at: float = field(default_factory=time.time)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kubernetes_version": self.kubernetes_version,
-            "region": self.region,
-            "status": self.status,
-            "ports": asdict(self.ports),
-            "pools": [pool.to_json() for pool in self.pools],
-            "processes": {name: record.to_json() for name, record in self.processes.items()},
-            "created_at": self.created_at,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> _State:
-        return cls(
-            name=data["name"],
-            kubernetes_version=data["kubernetes_version"],
-            region=data["region"],
-            status=data["status"],
-            ports=_Ports(**data["ports"]),
-            pools=[_PoolState.from_json(pool) for pool in data["pools"]],
-            processes={name: ProcessRecord.from_json(rec) for name, rec in data.get("processes", {}).items()},
-            created_at=float(data.get("created_at", 0.0)),
-        )
-
-
-def default_home(name: str) -> Path:
-    """Default home of a cluster: ``$FLEETFLOW_HOME/local/clusters/<name>``."""
-    root = Path(os.environ.get("FLEETFLOW_HOME", "~/.fleetflow")).expanduser()
-    return root / "local" / "clusters" / name
-
-
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
 
 class LocalCluster:
     """One local Kubernetes cluster; see the module docstring for its on-disk layout."""
 
-    def __init__(self, home: Path, state: _State) -> None:
+    def __init__(self, home: Path, state: ClusterState) -> None:
         self.home = home
         self._state = state
+        self._state_file = StateFile(home)
         self._pki = ClusterPki(home / "pki")
         self._lock = threading.RLock()
         self._lock_depth = 0
-        self._state_mtime = 0
         self._api_client: Any = None
 
     # ----------------------------------------------------------------------------------------------
@@ -296,14 +137,14 @@ class LocalCluster:
         ``kubernetes_version`` defaults to the oldest built version (so an upgrade is possible);
         ``node_pools`` defaults to one ``nodepool1`` of 1 Standard_DS2_v2 node.
         """
-        if not _CLUSTER_NAME.match(name):
+        if not CLUSTER_NAME.match(name):
             raise ValueError(f"invalid cluster name {name!r}")
         versions = available_versions()
         if kubernetes_version is None:
             if not versions:
                 raise LocalClusterError(f"no Kubernetes version is built under {tools_dir()}; run `make tools`")
             kubernetes_version = versions[0]
-        kubernetes_version = _normalized(kubernetes_version)
+        kubernetes_version = normalized(kubernetes_version)
         Toolchain.for_version(kubernetes_version)  # fail before touching disk when binaries are missing
         pools = node_pools if node_pools is not None else [NodePool("nodepool1")]
         if len({pool.name for pool in pools}) != len(pools):
@@ -319,16 +160,16 @@ class LocalCluster:
         if (home / STATE_FILE).exists():
             raise LocalClusterError(f"a cluster already lives in {home}; use LocalCluster.load(home)")
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _clear_home(home)  # etcd data or keys of a failed earlier attempt must not leak into this cluster
+        clear_home(home)  # etcd data or keys of a failed earlier attempt must not leak into this cluster
 
         pool_states = []
         for pool in pools:
             pool_copy = NodePool(**asdict(pool))
-            pool_copy.orchestrator_version = _normalized(pool.orchestrator_version or kubernetes_version)
+            pool_copy.orchestrator_version = normalized(pool.orchestrator_version or kubernetes_version)
             digits = f"{zlib.crc32(f'{name}/{pool.name}'.encode()) % 100_000_000:08d}"
-            pool_states.append(_PoolState(pool_copy, digits))
-        ports = _Ports(*processes.allocate_ports(4))
-        state = _State(name, kubernetes_version, region, "creating", ports, pool_states)
+            pool_states.append(PoolState(pool_copy, digits))
+        ports = Ports(*processes.allocate_ports(4))
+        state = ClusterState(name, kubernetes_version, region, "creating", ports, pool_states)
         cluster = cls(home, state)
         try:
             with cluster._locked():
@@ -345,7 +186,7 @@ class LocalCluster:
             try:
                 cluster._teardown(remove_home=False)
             finally:
-                _clear_home(home)
+                clear_home(home)
             if isinstance(error, Exception):
                 raise LocalClusterError(f"creating local cluster {name!r} failed (logs in {logs}): {error}") from error
             raise
@@ -362,7 +203,7 @@ class LocalCluster:
         home = Path(home)
         state_path = home / STATE_FILE
         try:
-            state = _State.from_json(json.loads(state_path.read_text()))
+            state = StateFile(home).read()
         except FileNotFoundError as error:
             raise ClusterNotFoundError(f"no local cluster state in {home}") from error
         except (json.JSONDecodeError, KeyError, TypeError) as error:
@@ -417,7 +258,8 @@ class LocalCluster:
 
     def kubeconfig(self) -> str:
         """Admin kubeconfig (YAML text) with the CA and a client certificate in system:masters embedded."""
-        return yaml.safe_dump(self._kubeconfig_dict(ADMIN, embed=True), sort_keys=False)
+        return yaml.safe_dump(launch.kubeconfig_dict(self.name, self.server, self._pki, ADMIN, embed=True),
+                              sort_keys=False)
 
     def is_running(self) -> bool:
         """Whether every component process is alive."""
@@ -453,7 +295,7 @@ class LocalCluster:
         Objects are kept (etcd keeps running). Like AKS, only a move of at most one minor version up is
         allowed: the same version is a no-op, a downgrade or a skipped minor raises ValueError.
         """
-        kubernetes_version = _normalized(kubernetes_version)
+        kubernetes_version = normalized(kubernetes_version)
         with self._locked():
             self._require_exists()
             current = self.version
@@ -520,7 +362,7 @@ class LocalCluster:
             if max_surge < 1:
                 raise ValueError(f"max_surge must be at least 1, got {max_surge}")
             if kubernetes_version is not None:
-                kubernetes_version = _normalized(kubernetes_version)
+                kubernetes_version = normalized(kubernetes_version)
                 if version_key(kubernetes_version) > version_key(self.version):
                     raise ValueError(
                         f"node pool {pool!r} cannot run {kubernetes_version}, newer than the control plane "
@@ -530,8 +372,9 @@ class LocalCluster:
             pool_state.pool.node_image_version = image_version
             self._save()
             nodes.roll_pool(
-                self,
+                self.api_client(),
                 pool_state.pool,
+                kubelet_version=pool_state.pool.orchestrator_version or self.version,
                 max_surge=max_surge,
                 drain_timeout=drain_timeout,
                 new_node=lambda: self._new_node_manifest(pool_state),
@@ -584,27 +427,16 @@ class LocalCluster:
 
     def _reload(self) -> None:
         # Another object (or process) may have changed the cluster since this one last looked.
-        path = self.home / STATE_FILE
-        try:
-            mtime = path.stat().st_mtime_ns
-            if mtime != self._state_mtime:
-                self._state = _State.from_json(json.loads(path.read_text()))
-                self._state_mtime = mtime
-        except FileNotFoundError:
-            return  # not saved yet (create) or already deleted
+        self._state = self._state_file.reload(self._state)
 
     def _save(self) -> None:
-        path = self.home / STATE_FILE
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self._state.to_json(), indent=2))
-        os.replace(temporary, path)
-        self._state_mtime = path.stat().st_mtime_ns
+        self._state_file.save(self._state)
 
     def _require_exists(self) -> None:
-        if not (self.home / STATE_FILE).exists():
+        if not self._state_file.exists():
             raise ClusterNotFoundError(f"local cluster {self.name!r} no longer exists in {self.home}")
 
-    def _pool(self, name: str) -> _PoolState:
+    def _pool(self, name: str) -> PoolState:
         for pool in self._state.pools:
             if pool.pool.name == name:
                 return pool
@@ -614,174 +446,34 @@ class LocalCluster:
     # ----------------------------------------------------------------------------------------------
     # Internals: configuration files
 
-    def _kubeconfig_dict(self, identity: ClientIdentity, embed: bool) -> dict[str, Any]:
-        user: dict[str, str]
-        cluster: dict[str, str] = {"server": self.server}
-        if embed:
-            cluster["certificate-authority-data"] = _b64(self._pki.ca_cert)
-            user = {
-                "client-certificate-data": _b64(self._pki.client_cert(identity)),
-                "client-key-data": _b64(self._pki.client_key(identity)),
-            }
-        else:
-            cluster["certificate-authority"] = str(self._pki.ca_cert)
-            user = {
-                "client-certificate": str(self._pki.client_cert(identity)),
-                "client-key": str(self._pki.client_key(identity)),
-            }
-        context = f"{self.name}-{identity.file_stem}" if identity is not ADMIN else f"{self.name}-admin"
-        return {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": self.name, "cluster": cluster}],
-            "users": [{"name": context, "user": user}],
-            "contexts": [{"name": context, "context": {"cluster": self.name, "user": context}}],
-            "current-context": context,
-            "preferences": {},
-        }
-
-    def _component_kubeconfig(self, identity: ClientIdentity) -> Path:
-        return self.home / f"{identity.file_stem}.kubeconfig"
-
     def _write_component_configs(self) -> None:
-        # Kubeconfigs reference the key files by path so no key material is copied around.
-        for identity in (CONTROLLER_MANAGER, SCHEDULER, KWOK):
-            path = self._component_kubeconfig(identity)
-            path.write_text(yaml.safe_dump(self._kubeconfig_dict(identity, embed=False), sort_keys=False))
-            path.chmod(0o600)
-        self._write_kwok_config()
-
-    def _write_kwok_config(self) -> None:
-        stages_dir = Toolchain.for_version(self.version).kwok.parent / "stages"
-        stage_files = sorted(stages_dir.glob("*.yaml")) if stages_dir.is_dir() else []
-        if not stage_files:
-            raise LocalClusterError(f"kwok stages are missing in {stages_dir}; run `make tools`")
-        # kwok's own "fast" node and pod stages (copied beside the binary by hack/kube/build.sh).
-        documents = [path.read_text() for path in stage_files]
-        (self.home / "kwok.yaml").write_text("\n---\n".join(documents))
+        launch.write_component_configs(self.home, self.name, self.server, self._pki, self.version)
 
     # ----------------------------------------------------------------------------------------------
     # Internals: processes
 
     def _argv(self, component: str, toolchain: Toolchain) -> list[str]:
-        home, pki, ports = self.home, self._pki, self._state.ports
-        if component == "etcd":
-            peer = f"http://127.0.0.1:{ports.etcd_peer}"
-            client = f"http://127.0.0.1:{ports.etcd_client}"
-            return [
-                str(toolchain.etcd),
-                f"--name={self.name}",
-                f"--data-dir={home / 'etcd'}",
-                f"--listen-client-urls={client}",
-                f"--advertise-client-urls={client}",
-                f"--listen-peer-urls={peer}",
-                f"--initial-advertise-peer-urls={peer}",
-                f"--initial-cluster={self.name}={peer}",
-                "--initial-cluster-state=new",
-                "--quota-backend-bytes=268435456",  # 256 MiB: plenty for a test cluster, small mmap
-                "--snapshot-count=5000",
-                "--auto-compaction-mode=periodic",
-                "--auto-compaction-retention=10m",
-                # Graceful stops flush; only a host crash could lose the last writes of a local cluster.
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-            ]
-        kube = str(toolchain.kube)
-        if component == COMBINED_CONTROL_PLANE:
-            prefixes = {
-                "kube-apiserver": "--apiserver-arg=",
-                "kube-controller-manager": "--controller-manager-arg=",
-                "kube-scheduler": "--scheduler-arg=",
-            }
-            argv = [kube, COMBINED_CONTROL_PLANE]
-            for name, prefix in prefixes.items():
-                argv += [prefix + flag for flag in self._argv(name, toolchain)[2:]]
-            return argv
-        if component == "kube-apiserver":
-            return [
-                kube, "kube-apiserver",
-                f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={ports.apiserver}",
-                f"--tls-cert-file={pki.serving_cert}",
-                f"--tls-private-key-file={pki.serving_key}",
-                f"--client-ca-file={pki.ca_cert}",
-                f"--service-account-key-file={pki.service_account_public_key}",
-                f"--service-account-signing-key-file={pki.service_account_key}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
-                "--allow-privileged=true",
-                # Webhooks would dial Service IPs beyond loopback; see localazure/kube/loopback.py.
-                "--disable-admission-plugins=" + ",".join(DISABLED_ADMISSION_PLUGINS),
-                "--profiling=false",
-                "--enable-priority-and-fairness=false",
-                "--endpoint-reconciler-type=none",
-                "--event-ttl=30m",
-                "--watch-cache=false",
-                "--v=1",
-            ]
-        if component == "kube-controller-manager":
-            return [
-                kube, "kube-controller-manager",
-                f"--kubeconfig={self._component_kubeconfig(CONTROLLER_MANAGER)}",
-                f"--service-account-private-key-file={pki.service_account_key}",
-                f"--root-ca-file={pki.ca_cert}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--controllers=*," + ",".join(f"-{name}" for name in DISABLED_CONTROLLERS),
-                "--leader-elect=false",
-                "--secure-port=0",
-                "--profiling=false",
-                "--kube-api-qps=100",
-                "--kube-api-burst=200",
-                "--v=1",
-            ]
-        if component == "kube-scheduler":
-            return [
-                kube, "kube-scheduler",
-                f"--kubeconfig={self._component_kubeconfig(SCHEDULER)}",
-                "--leader-elect=false",
-                "--secure-port=0",
-                "--profiling=false",
-                "--v=1",
-            ]
-        if component == "kwok":
-            annotation = "=".join(KWOK_NODE_ANNOTATION)
-            return [
-                str(toolchain.kwok),
-                f"--kubeconfig={self._component_kubeconfig(KWOK)}",
-                f"--config={home / 'kwok.yaml'}",
-                f"--manage-nodes-with-annotation-selector={annotation}",
-                f"--server-address=127.0.0.1:{ports.kwok}",
-                f"--cidr={POD_CIDR}",
-            ]
-        raise ValueError(f"unknown component {component}")
+        return launch.argv(component, toolchain, name=self.name, home=self.home, pki=self._pki,
+                           ports=self._state.ports)
 
     def _spawn(self, component: str, toolchain: Toolchain) -> None:
-        env = {"GOGC": GOGC, "GOMEMLIMIT": f"{MEMORY_LIMITS_MIB[component]}MiB"}
-        record = processes.spawn(self._argv(component, toolchain), self.home / "logs" / f"{component}.log", env)
+        record = processes.spawn(self._argv(component, toolchain), self.home / "logs" / f"{component}.log",
+                                 launch.environment(component))
         self._state.processes[component] = record
         self._save()
 
     def _ensure_ports_free(self, components: tuple[str, ...]) -> None:
         # Ports recorded at creation may have been taken while the cluster was stopped; pick new ones.
         ports = self._state.ports
-        wanted = {
-            "etcd": ["etcd_client", "etcd_peer"],
-            "kube-apiserver": ["apiserver"],
-            COMBINED_CONTROL_PLANE: ["apiserver"],
-            "kwok": ["kwok"],
-        }
         for component in components:
-            for attribute in wanted.get(component, []):
+            for attribute in launch.PORTS_OF.get(component, ()):
                 if not processes.port_is_free(getattr(ports, attribute)):
                     setattr(ports, attribute, processes.allocate_ports(1)[0])
 
     def _start_processes(self, timeout: float, with_etcd: bool = True) -> None:
         """Start the cluster's processes (all, or all but a running etcd); the binary decides the layout."""
         toolchain = Toolchain.for_version(self.version)
-        control_plane = (COMBINED_CONTROL_PLANE,) if toolchain.has_combined_control_plane else CONTROL_PLANE
+        control_plane = launch.control_plane(toolchain)
         started = (("etcd",) if with_etcd else ()) + control_plane + ("kwok",)
         self._ensure_ports_free(started)
         deadline = time.monotonic() + timeout
@@ -900,81 +592,16 @@ class LocalCluster:
     # ----------------------------------------------------------------------------------------------
     # Internals: nodes
 
-    def _node_name(self, pool_state: _PoolState, instance: int) -> str:
-        return f"aks-{pool_state.pool.name}-{pool_state.name_digits}-vmss{_base36(instance, 6)}"
-
     def _expected_node_names(self) -> list[str]:
         status, body = self._get("/api/v1/nodes")
         if status != 200:
             raise LocalClusterError(f"{self.name}: listing nodes returned {status}")
         return [item["metadata"]["name"] for item in json.loads(body)["items"]]
 
-    def _new_node_manifest(self, pool_state: _PoolState) -> dict[str, Any]:
+    def _new_node_manifest(self, pool_state: PoolState) -> dict[str, Any]:
         """Manifest of the pool's next node (advances the pool's instance counter)."""
-        pool = pool_state.pool
-        instance = pool_state.next_instance
-        pool_state.next_instance += 1
-        name = self._node_name(pool_state, instance)
-        capacity, allocatable = node_resources(pool.vm_size)
-        zone = f"{self.region}-{instance % 3 + 1}"
-        vmss = f"aks-{pool.name}-{pool_state.name_digits}-vmss"
-        return {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "annotations": {
-                    KWOK_NODE_ANNOTATION[0]: KWOK_NODE_ANNOTATION[1],
-                    "node.alpha.kubernetes.io/ttl": "0",
-                },
-                "labels": {
-                    "agentpool": pool.name,
-                    "kubernetes.azure.com/agentpool": pool.name,
-                    "kubernetes.azure.com/mode": "system" if pool_state is self._state.pools[0] else "user",
-                    "kubernetes.azure.com/node-image-version": pool.node_image_version,
-                    "kubernetes.azure.com/cluster": f"MC_{self.name}_{self.region}",
-                    "kubernetes.azure.com/os-sku": "Ubuntu",
-                    "kubernetes.azure.com/role": "agent",
-                    "node.kubernetes.io/instance-type": pool.vm_size,
-                    "beta.kubernetes.io/instance-type": pool.vm_size,
-                    "topology.kubernetes.io/region": self.region,
-                    "topology.kubernetes.io/zone": zone,
-                    "failure-domain.beta.kubernetes.io/region": self.region,
-                    "failure-domain.beta.kubernetes.io/zone": zone,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                    "beta.kubernetes.io/os": "linux",
-                    "beta.kubernetes.io/arch": "amd64",
-                    "kubernetes.io/hostname": name,
-                    "kubernetes.io/role": "agent",
-                    "node-role.kubernetes.io/agent": "",
-                    "type": "kwok",
-                },
-            },
-            "spec": {
-                "providerID": (
-                    f"azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
-                    f"mc_{self.name}_{self.region}/providers/Microsoft.Compute/virtualMachineScaleSets/"
-                    f"{vmss}/virtualMachines/{instance}"
-                ),
-            },
-            "status": {
-                "capacity": capacity,
-                "allocatable": allocatable,
-                "nodeInfo": {
-                    "architecture": "amd64",
-                    "operatingSystem": "linux",
-                    "osImage": "Ubuntu 22.04.5 LTS",
-                    "kernelVersion": "5.15.0-1089-azure",
-                    "containerRuntimeVersion": "containerd://1.7.28-1",
-                    "kubeletVersion": pool.orchestrator_version or self.version,
-                    "kubeProxyVersion": pool.orchestrator_version or self.version,
-                    "machineID": uuid.uuid5(uuid.NAMESPACE_URL, f"machine/{self.name}/{name}").hex,
-                    "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"system/{self.name}/{name}")),
-                    "bootID": str(uuid.uuid4()),
-                },
-            },
-        }
+        return new_node_manifest(pool_state, cluster=self.name, region=self.region, version=self.version,
+                                 system=pool_state is self._state.pools[0])
 
     def _post(self, collection: str, manifest: dict[str, Any]) -> tuple[int, bytes]:
         body = json.dumps(manifest).encode()
@@ -1011,7 +638,7 @@ class LocalCluster:
                                         f"{timeout:g}s; logs in {self.home / 'logs'}")
             time.sleep(0.1)
 
-    def _register_nodes(self, pools: list[_PoolState], timeout: float) -> None:
+    def _register_nodes(self, pools: list[PoolState], timeout: float) -> None:
         names = []
         for pool_state in pools:
             for _ in range(pool_state.pool.count):
@@ -1039,32 +666,4 @@ class LocalCluster:
             return wanted <= ready
 
         self._wait_until(f"nodes {sorted(wanted)} Ready", time.monotonic() + timeout, all_ready, PROCESS_NAMES)
-
-
-def _normalized(version: str) -> str:
-    """``1.37.2`` -> ``v1.37.2`` (Azure APIs omit the v; binaries and /version carry it)."""
-    version_key(version)  # raises ValueError for anything that is not MAJOR.MINOR.PATCH
-    return version if version.startswith("v") else f"v{version}"
-
-
-def _clear_home(home: Path) -> None:
-    """Remove everything in a cluster home except its logs (kept so failures can be diagnosed)."""
-    for entry in home.iterdir():
-        if entry.name == "logs":
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-
-
-def _base36(number: int, width: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, remainder = divmod(number, 36)
-        text = digits[remainder] + text
-        if number == 0:
-            break
-    return text.rjust(width, "0")
 

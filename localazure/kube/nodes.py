@@ -1,18 +1,21 @@
 """Node-image rolls: surge new nodes, then cordon, drain (Eviction API, PDBs honoured) and delete each
-old node, the way AKS replaces a node pool's VMs."""
+old node, the way AKS replaces a node pool's VMs.
+
+A roll gets what it needs (an API client, the pool, the kubelet version, a way to make and record the
+next node) and never the cluster, so nothing here imports `localazure.kube.cluster`."""
 
 from __future__ import annotations
 
 import functools
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-if TYPE_CHECKING:
-    from localazure.kube.cluster import LocalCluster, NodePool
+from localazure.kube.errors import DrainTimeoutError
+from localazure.kube.state import NodePool
 
 IMAGE_LABEL = "kubernetes.azure.com/node-image-version"
 POOL_LABEL = "kubernetes.azure.com/agentpool"
@@ -23,9 +26,10 @@ POLL_SECONDS = 0.2
 
 
 def roll_pool(
-    cluster: LocalCluster,
+    api_client: Any,
     pool: NodePool,
     *,
+    kubelet_version: str,
     max_surge: int,
     drain_timeout: float,
     new_node: Callable[[], dict[str, Any]],
@@ -33,18 +37,21 @@ def roll_pool(
     on_event: Callable[[str], None],
     ready_timeout: float = 120.0,
 ) -> None:
-    """Replace every node of the pool that does not run ``pool``'s image and kubelet version.
+    """Replace every node of the pool that does not run ``pool``'s image and ``kubelet_version``.
+
+    ``api_client`` is a kubernetes.client.ApiClient of the cluster; ``new_node()`` gives the manifest of
+    the pool's next node and ``persist()`` records that the pool's instance counter moved.
 
     Re-running after a failure continues where the roll stopped: nodes already on the target are kept.
     """
     # The client's models declare every field Optional; treat API objects as Any rather than assert each.
-    core: Any = k8s.CoreV1Api(cluster.api_client())
+    core: Any = k8s.CoreV1Api(api_client)
 
     def is_current(node: Any) -> bool:
         return bool(
             node.metadata.labels.get(IMAGE_LABEL) == pool.node_image_version
             and node.status.node_info is not None
-            and node.status.node_info.kubelet_version == (pool.orchestrator_version or cluster.version)
+            and node.status.node_info.kubelet_version == kubelet_version
         )
 
     def pool_nodes() -> tuple[list[Any], list[Any]]:
@@ -160,8 +167,6 @@ def drain_node(core: Any, node: str, timeout: float, on_event: Callable[[str], N
     node is not empty after ``timeout`` seconds the node is uncordoned and DrainTimeoutError is raised,
     naming the node and the PodDisruptionBudget(s) that blocked it.
     """
-    from localazure.kube.cluster import DrainTimeoutError
-
     policy: Any = k8s.PolicyV1Api(core.api_client)
     core.patch_node(node, {"spec": {"unschedulable": True}})
     on_event(f"cordoned node {node}")

@@ -28,7 +28,7 @@ from kubernetes import config as k8s_config
 from kubernetes.utils import parse_quantity
 
 from localazure.kube import DrainTimeoutError, LocalCluster, LocalClusterError, NodePool, available_versions
-from localazure.kube.cluster import DISABLED_CONTROLLERS
+from localazure.kube.launch import DISABLED_CONTROLLERS
 from localazure.kube.processes import ProcessRecord, is_alive, port_is_free
 from localazure.kube.tools import Toolchain, ToolsMissingError, tools_dir
 

@@ -16,8 +16,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from localazure.kube import NodePool, UnknownVmSizeError, available_versions, node_resources, nodes, processes, vm_size
 from localazure.kube import cluster as cluster_module
-from localazure.kube.cluster import LocalCluster, _PoolState, _Ports, _State
+from localazure.kube.cluster import LocalCluster
 from localazure.kube.pki import ADMIN, ClusterPki
+from localazure.kube.state import DEFAULT_NODE_IMAGE_VERSION, ClusterState, PoolState, Ports
 from localazure.kube.tools import Toolchain, ToolsMissingError
 
 
@@ -44,13 +45,13 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _cluster_at(version: str, home: Path) -> LocalCluster:
-    state = _State(
+    state = ClusterState(
         name="c1",
         kubernetes_version=version,
         region="westeurope",
         status="stopped",
-        ports=_Ports(1, 2, 3, 4),
-        pools=[_PoolState(NodePool("nodepool1", 2, "Standard_DS2_v2", orchestrator_version=version), "12345678")],
+        ports=Ports(1, 2, 3, 4),
+        pools=[PoolState(NodePool("nodepool1", 2, "Standard_DS2_v2", orchestrator_version=version), "12345678")],
     )
     home.mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(home, state)
@@ -138,7 +139,7 @@ def test_node_manifests_look_like_aks_nodes(tmp_path: Path) -> None:
     assert re.fullmatch(r"aks-[a-z0-9]+-\d{8}-vmss[0-9a-z]{6}", first["metadata"]["name"])
     labels = first["metadata"]["labels"]
     assert labels["kubernetes.azure.com/agentpool"] == "nodepool1"
-    assert labels["kubernetes.azure.com/node-image-version"] == cluster_module.DEFAULT_NODE_IMAGE_VERSION
+    assert labels["kubernetes.azure.com/node-image-version"] == DEFAULT_NODE_IMAGE_VERSION
     assert labels["node.kubernetes.io/instance-type"] == "Standard_DS2_v2"
     assert labels["topology.kubernetes.io/region"] == "westeurope"
     assert labels["topology.kubernetes.io/zone"] == "westeurope-1"
@@ -152,7 +153,7 @@ def test_state_round_trips_through_the_state_file(tmp_path: Path) -> None:
     cluster = _cluster_at("v1.36.3", tmp_path)
     cluster._state.processes["etcd"] = processes.ProcessRecord(123, 456)
     cluster._save()
-    loaded = _State.from_json(json.loads((tmp_path / "cluster.json").read_text()))
+    loaded = ClusterState.from_json(json.loads((tmp_path / "cluster.json").read_text()))
     assert loaded.to_json() == cluster._state.to_json()
 
 
