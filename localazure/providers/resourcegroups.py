@@ -206,3 +206,63 @@ def _empty_and_delete_group(emulator: Emulator, group_id: str, run: OperationRun
 
 
 provider = ResourceProvider(namespace=NAMESPACE, api_versions=API_VERSIONS, router=router)
+
+
+# --- generic resource listing (`az resource list`, ResourceManagementClient.resources.list*) ------------
+
+_TOP_LEVEL_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/([^/]+)/providers/[^/]+/[^/]+/[^/]+$",
+                           re.IGNORECASE)
+_TYPE_FILTER = re.compile(r"^\s*resourceType\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+_NAME_FILTER = re.compile(r"^\s*name\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+# The fields GenericResourceExpanded carries in a list (properties only with $expand, which is not served).
+_LISTED_FIELDS = ("id", "name", "type", "location", "tags", "sku", "kind", "identity", "managedBy", "plan",
+                  "extendedLocation")
+
+
+def _filtered(resources: list[dict[str, Any]], odata_filter: str | None) -> list[dict[str, Any]]:
+    if not odata_filter:
+        return resources
+    for pattern, keep in (
+        (_TYPE_FILTER, lambda r, m: r["type"].lower() == m.group(1).lower()),
+        (_NAME_FILTER, lambda r, m: r["name"].lower() == m.group(1).lower()),
+        (_TAG_FILTER, lambda r, m: m.group(1) in (r.get("tags") or {})
+         and (m.group(2) is None or r["tags"][m.group(1)] == m.group(2))),
+    ):
+        match = pattern.match(odata_filter)
+        if match:
+            return [r for r in resources if keep(r, match)]
+    raise ArmError(400, "InvalidFilterInQueryString", f"Unsupported $filter '{odata_filter}': local Azure filters "
+                   "by resourceType, name, or tagName [and tagValue].")
+
+
+def _top_level_resources(emulator: Emulator, caller: Principal, group: str | None) -> list[dict[str, Any]]:
+    found = []
+    for record in emulator.store.values(RESOURCES, lambda r: bool(_TOP_LEVEL_ID.match(r["body"].get("id", "")))):
+        body = record["body"]
+        match = _TOP_LEVEL_ID.match(body["id"])
+        if group is not None and match is not None and match.group(1).lower() != group.lower():
+            continue
+        if emulator.rbac.allowed(caller, f"{body['type']}/read", body["id"]):
+            found.append({key: body[key] for key in _LISTED_FIELDS if key in body})
+    return sorted(found, key=lambda item: item["id"].lower())
+
+
+@router.get("/subscriptions/{subscription_id}/resources")
+def list_resources(
+    subscription_id: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Every top-level resource of the subscription the caller may read; `$filter` by type, name or tag."""
+    require_subscription(emulator, subscription_id)
+    return {"value": _filtered(_top_level_resources(emulator, caller, None), request.query_params.get("$filter"))}
+
+
+@router.get(GROUP_PATH + "/resources")
+def list_group_resources(
+    subscription_id: str, group: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Every top-level resource of a group the caller may read (404 for a missing group, as ARM)."""
+    require_subscription(emulator, subscription_id)
+    get_group(emulator, group)
+    return {"value": _filtered(_top_level_resources(emulator, caller, group), request.query_params.get("$filter"))}

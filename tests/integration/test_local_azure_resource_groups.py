@@ -50,3 +50,33 @@ def test_deleting_a_group_is_a_long_running_operation_that_removes_its_clusters(
     assert poller.status() == "Succeeded"
     assert azure_clients.resource.resource_groups.check_existence(fresh_name) is False
     assert "inside" not in {c.name for c in aks.list()}
+
+
+def test_generic_listing_returns_top_level_resources_by_group_type_and_tag(local_azure, azure_clients, fresh_name):
+    """`az resource list` / resources.list*: top-level resources, filtered as ARM filters them."""
+    groups = azure_clients.resource.resource_groups
+    groups.create_or_update(fresh_name, {"location": "eastus"})
+    other = fresh_name + "x"
+    groups.create_or_update(other, {"location": "eastus"})
+    registries = local_azure.registry_client()
+    registry = registries.registries.begin_create(
+        fresh_name, f"acr{fresh_name}".replace("-", "")[:40],
+        {"location": "eastus", "sku": {"name": "Basic"}, "tags": {"team": "a"}}).result()
+    storage = local_azure.storage_client().storage_accounts.begin_create(
+        other, f"st{fresh_name}".replace("-", "")[:24],
+        {"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}, "tags": {"team": "b"}}).result()
+    resources = azure_clients.resource.resources
+
+    in_group = list(resources.list_by_resource_group(fresh_name))
+    assert [(item.id, item.type, item.tags) for item in in_group] == [
+        (registry.id, "Microsoft.ContainerRegistry/registries", {"team": "a"})]
+    everywhere = {item.id for item in resources.list()}
+    assert {registry.id, storage.id} <= everywhere
+    by_type = {item.id for item in resources.list(filter="resourceType eq 'Microsoft.Storage/storageAccounts'")}
+    assert storage.id in by_type and registry.id not in by_type
+    by_tag = {item.id for item in resources.list(filter="tagName eq 'team' and tagValue eq 'a'")}
+    assert registry.id in by_tag and storage.id not in by_tag
+    with pytest.raises(ResourceNotFoundError):
+        list(resources.list_by_resource_group(fresh_name + "-absent"))
+    for group in (fresh_name, other):
+        groups.begin_delete(group).result()
