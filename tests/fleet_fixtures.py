@@ -18,8 +18,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import FlowRun, StateType
 
+from console.local_mode import save_local_blocks
 from flows.join import join
-from flows.local_mode import save_local_blocks
 from flows.provision import provision
 from flows.teardown import teardown
 from tasks.clients import load_azure_clients

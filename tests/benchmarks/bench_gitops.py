@@ -74,11 +74,11 @@ def run(work: Path) -> dict[str, float]:
     """Start local Azure with real clusters, provision two fleets, measure the three flows."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
+    from console.local_mode import save_local_blocks
     from flows.apply_resources import apply_resources
     from flows.bootstrap_aso import bootstrap_aso
     from flows.drift_check import drift_check
     from flows.join import join
-    from flows.local_mode import save_local_blocks
     from flows.provision import provision
     from localazure import LocalAzure
     from localazure.chartmirror import CHART_MIRROR_ENV, build_local_chart_mirror

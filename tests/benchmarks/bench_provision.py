@@ -78,7 +78,7 @@ def prefect_overhead_per_task(count: int = 30) -> float:
 
 def run(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     """Start local Azure, save blocks, and measure each region count."""
-    from flows.local_mode import save_local_blocks
+    from console.local_mode import save_local_blocks
     from localazure import LocalAzure
 
     local = LocalAzure.start(work / "local-azure", clusters="arm-only", time_scale=args.time_scale,

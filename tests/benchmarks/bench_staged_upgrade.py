@@ -41,9 +41,9 @@ def main() -> int:
 
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.approvals import answer_pending_approval
+    from console.approvals import answer_pending_approval
+    from console.local_mode import save_local_blocks
     from flows.join import join
-    from flows.local_mode import save_local_blocks
     from flows.provision import provision
     from flows.staged_upgrade import staged_upgrade
     from localazure import LocalAzure

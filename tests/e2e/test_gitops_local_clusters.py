@@ -24,11 +24,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, LogFilter
 
 from blocks.azure import AzureServicePrincipal
+from console.local_mode import save_local_blocks
 from flows.apply_resources import apply_resources
 from flows.bootstrap_aso import bootstrap_aso
 from flows.drift_check import drift_check
 from flows.join import join
-from flows.local_mode import save_local_blocks
 from flows.provision import provision
 from flows.teardown import teardown
 from localazure import LocalAzure

@@ -11,7 +11,7 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from flows.local_mode import run_demo
+from console.local_mode import run_demo
 from localazure import LocalAzure
 from localazure.kube import available_versions
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from kubernetes import client as kube
 
-from flows.approvals import answer_pending_approval
+from console.approvals import answer_pending_approval
+from console.local_mode import save_local_blocks
 from flows.join import join
-from flows.local_mode import save_local_blocks
 from flows.provision import provision
 from flows.staged_upgrade import staged_upgrade
 from flows.teardown import teardown

@@ -16,9 +16,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 from prefect.client.schemas.objects import FlowRun
 
 from blocks.azure import AzureServicePrincipal
+from console.local_mode import save_local_blocks
 from flows.join import join
 from flows.lifecycle import lifecycle
-from flows.local_mode import save_local_blocks
 from flows.provision import provision
 from flows.teardown import teardown
 from flows.validate import validate

@@ -22,7 +22,7 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Cancelled, Paused
 
 from blocks.azure import AzureServicePrincipal
-from flows.approvals import ApprovalError, answer_pending_approval
+from console.approvals import ApprovalError, answer_pending_approval
 from flows.provision import provision
 from flows.staged_upgrade import staged_upgrade
 from tests.fleet_fixtures import FleetUnderTest, paused_run_for, write_spec

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.local_mode import save_local_blocks
+from console.local_mode import save_local_blocks
 from flows.provision import provision
 from tasks.clients import load_azure_clients
 from tasks.spec import load_spec
@@ -39,7 +39,7 @@ def _validate(local_azure, path: Path) -> subprocess.CompletedProcess[str]:
            "AZURE_AUTHORITY_HOST": endpoint.authority_host,
            "AZURE_RESOURCE_MANAGER_ENDPOINT": endpoint.resource_manager_endpoint,
            "FLEETFLOW_CA_BUNDLE": endpoint.ca_bundle}
-    return subprocess.run([sys.executable, "-m", "flows.cli", "spec", "validate", str(path)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "console.cli", "spec", "validate", str(path)], capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=120)
 
 
@@ -70,7 +70,7 @@ def test_spec_validate_with_azure_unreachable_is_a_note_not_a_failure(tmp_path, 
     env = {**os.environ, "AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s",
            "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000",
            "AZURE_AUTHORITY_HOST": "https://127.0.0.1:9", "AZURE_RESOURCE_MANAGER_ENDPOINT": "https://127.0.0.1:9"}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "spec", "validate",
+    done = subprocess.run([sys.executable, "-m", "console.cli", "spec", "validate",
                            str(_spec(tmp_path, f"kv{fresh_name}", "1.99"))], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=120)
     assert done.returncode == 0

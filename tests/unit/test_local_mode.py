@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.local_mode import next_minor
+from console.local_mode import next_minor
 
 
 def test_next_minor_is_one_step_up_from_the_spec_version():

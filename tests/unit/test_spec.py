@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flows.cli import main as cli_main
+from console.cli import main as cli_main
 from tasks.spec import FleetSpecError, find_problems, load_spec, parse_kubernetes_version, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]

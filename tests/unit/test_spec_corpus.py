@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from console.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "specs" / "broken"
@@ -50,7 +50,7 @@ def test_broken_spec_is_refused_naming_the_field_and_the_fix(name: str, field_pa
 @pytest.mark.parametrize("name", ["binary-junk.yaml", "utf16-with-bom.yaml", "duplicate-top-level-key.yaml",
                                   "yaml-tab-indentation.yaml"])
 def test_the_console_script_prints_no_traceback(name: str):
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "spec", "validate", str(CORPUS / name)],
+    done = subprocess.run([sys.executable, "-m", "console.cli", "spec", "validate", str(CORPUS / name)],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr + done.stdout
@@ -66,7 +66,7 @@ def test_a_missing_file_and_a_directory_are_one_line_each(tmp_path: Path, capsys
 
 def test_approve_with_an_unreachable_prefect_api_is_one_line_naming_it():
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "approve", "some-run"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "console.cli", "approve", "some-run"], capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=120)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -79,7 +79,7 @@ def test_approve_with_an_unreachable_prefect_api_is_one_line_naming_it():
 @pytest.mark.parametrize("command", [["env"], ["sp", "create", "probe"], ["blocks"]])
 def test_local_commands_without_local_azure_are_one_line_with_the_fix(tmp_path: Path, command: list[str]):
     env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "local", *command], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "console.cli", "local", *command], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=120)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr

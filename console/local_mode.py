@@ -171,7 +171,7 @@ def _approve_upgrade_stages(done: threading.Event, approver: str) -> None:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
 
-    from flows.approvals import answer_pending_approval
+    from console.approvals import answer_pending_approval
 
     answered: set[object] = set()
     while not done.wait(1.0):

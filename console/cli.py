@@ -94,20 +94,20 @@ def _local_command(args: argparse.Namespace) -> int:
     if command == "down":
         return local_cli.down(state_dir)
     if command == "blocks":
-        from flows.local_mode import save_local_blocks
+        from console.local_mode import save_local_blocks
 
         for line in save_local_blocks(state_dir, fleet=args.fleet):
             print(line)
         return 0
     if command == "demo":
-        from flows.local_mode import run_demo
+        from console.local_mode import run_demo
 
         return run_demo(state_dir, fleet=args.fleet, keep=args.keep, interactive=args.interactive)
     raise AssertionError(command)
 
 
 def _approval(args: argparse.Namespace) -> int:
-    from flows.approvals import ApprovalError, answer_pending_approval
+    from console.approvals import ApprovalError, answer_pending_approval
 
     approved = args.command == "approve"
     try:
