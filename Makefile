@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHART_MIRROR ?= $(wildcard $(abspath ../shared/charts))
 export FLEETFLOW_CHART_MIRROR ?= $(CHART_MIRROR)
 
-.PHONY: venv tools ui-deps lint test local
+.PHONY: venv tools ui-deps lint test local mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -36,3 +36,7 @@ test: venv tools ui-deps lint
 
 local: venv tools
 	$(BIN)/fleetflow local demo
+
+# Mutation testing of the modules that decide safety (slow; not part of test or CI). MODULES=tasks.retry narrows it.
+mutate: venv
+	hack/mutate.sh $(MODULES)
