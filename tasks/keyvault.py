@@ -29,6 +29,14 @@ def vault_id(subscription_id: str, spec: FleetSpec) -> str:
     return f"{group_id(subscription_id, spec)}/providers/Microsoft.KeyVault/vaults/{spec.key_vault_name}"
 
 
+def secret_action(current: str | None, value: str) -> Action:
+    """What writing `value` means: unchanged when the vault already holds it (no new version), else created when
+    the vault has no such secret yet, else updated (a new version)."""
+    if current == value:
+        return "unchanged"
+    return "created" if current is None else "updated"
+
+
 def _secret_value(block_name: str, secret_name: str) -> str:
     try:
         block: Any = Secret.load(block_name)
@@ -70,8 +78,9 @@ def write_key_vault_secrets(spec: FleetSpec, credentials_block: str) -> list[Out
                 current: str | None = secrets.get_secret(secret_name).value
             except ResourceNotFoundError:
                 current = None
-        if current == value:
-            outcomes.append(outcome(secret_id, KIND, "unchanged", f"from block {block_name}"))
+        action = secret_action(current, value)
+        if action == "unchanged":
+            outcomes.append(outcome(secret_id, KIND, action, f"from block {block_name}"))
             continue
         with azure_call("set key vault secret", secret_id, spec.location):
             try:
@@ -82,7 +91,6 @@ def write_key_vault_secrets(spec: FleetSpec, credentials_block: str) -> list[Out
                                      f"{getattr(error.error, 'code', '') or error.reason}",
                                      operation="set key vault secret", resource_id=secret_id,
                                      retryable=(error.status_code or 0) >= 500 or error.status_code == 429) from None
-        action: Action = "created" if current is None else "updated"
         version = stored.properties.version
         logger.info("key vault secret %s %s from block %s (version %s)", secret_name, action, block_name, version)
         outcomes.append(outcome(secret_id, KIND, action, f"from block {block_name}, version {version}"))

@@ -107,6 +107,19 @@ def _error_text(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:500]
 
 
+def stale_objects(previous: Inventory, wanted: list[ObjectRef]) -> list[ObjectRef]:
+    """What left Git: objects of the previous inventory that this commit's render no longer holds (to prune)."""
+    wanted_keys = {ref.key for ref in wanted}
+    return [ref for ref in previous.objects if ref.key not in wanted_keys]
+
+
+def inventory_after_failure(previous: Inventory, wanted: list[ObjectRef], applied_keys: set[str]) -> Inventory:
+    """After a failed apply: the previous commit, tracking every object it had plus the new ones that were applied,
+    so nothing is pruned now and a re-run after the fix still knows every object fleetflow made."""
+    kept = {ref.key: ref for ref in (*previous.objects, *(ref for ref in wanted if ref.key in applied_keys))}
+    return Inventory(previous.commit, tuple(kept.values()))
+
+
 def _with_marks(rendered: RenderedObject) -> dict[str, Any]:
     manifest = json.loads(json.dumps(rendered.manifest))
     metadata = manifest.setdefault("metadata", {})

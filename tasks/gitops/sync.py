@@ -19,9 +19,11 @@ from tasks.gitops.apply import (
     apply_objects,
     delete_objects,
     dynamic_client,
+    inventory_after_failure,
     present,
     read_inventory,
     read_live,
+    stale_objects,
     write_inventory,
 )
 from tasks.gitops.drift import DriftRow, azure_differences, cluster_differences
@@ -124,14 +126,12 @@ def sync_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str, 
         wanted = [ObjectRef.of(item) for item in objects]
         if failures:
             # Keep tracking everything (old and new) and prune nothing: a re-run after the fix finishes the job.
-            kept = {ref.key: ref for ref in (*previous.objects, *(r for r in wanted if r.key in applied))}
-            write_inventory(api, cluster.name, Inventory(previous.commit, tuple(kept.values())))
+            write_inventory(api, cluster.name, inventory_after_failure(previous, wanted, set(applied)))
             listing = "\n".join(f"  - {line}" for line in failures)
             raise ApplyError(f"apply-resources on cluster {cluster.name} at {short}: {len(failures)} object(s) "
                              f"failed, the others were applied; nothing was pruned:\n{listing}",
                              operation="server-side apply", resource_id=cluster.name, region=cluster.region)
-        wanted_keys = {ref.key for ref in wanted}
-        stale = [ref for ref in previous.objects if ref.key not in wanted_keys]
+        stale = stale_objects(previous, wanted)
         prune_failures = delete_objects(dynamic, cluster.name, stale)
         write_inventory(api, cluster.name, Inventory(commit, tuple(wanted)))
         health = _wait_healthy(dynamic, wanted, timeout)
