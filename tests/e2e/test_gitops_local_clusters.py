@@ -304,7 +304,9 @@ def test_no_secret_reached_any_log_parameter_or_artifact(git_fleet: GitFleet) ->
     async def everything() -> str:
         async with get_client() as client:
             runs = await client.read_flow_runs()
-            logs = await client.read_logs(log_filter=LogFilter(), limit=200000)
+            logs: list[Any] = []
+            while page := await client.read_logs(log_filter=LogFilter(), limit=200, offset=len(logs)):
+                logs += page
             artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter())
         return "\n".join([*(str(run.parameters) for run in runs), *(log.message for log in logs),
                           *(str(artifact.data) for artifact in artifacts)])
