@@ -38,7 +38,8 @@ SUB = "/subscriptions/0000-sub"
 APP_A = f"{SUB}/resourceGroups/app-a"
 APP_AB = f"{SUB}/resourceGroups/app-ab"
 CLUSTER_IN_A = f"{APP_A}/providers/Microsoft.ContainerService/managedClusters/aks-1"
-PRINCIPAL = Principal(object_id="11111111-1111-1111-1111-111111111111", app_id="app-id", tenant_id="t")
+# Letters in the ids, so that a comparison that forgets to fold case is seen.
+PRINCIPAL = Principal(object_id="aaaaaaaa-1111-bbbb-1111-cccccccccccc", app_id="app-id", tenant_id="t")
 
 
 def role_id(guid: str) -> str:
@@ -96,6 +97,9 @@ def test_parse_id_of_groups_subscriptions_and_a_type_without_name():
     assert subscription.full_type == "Microsoft.Resources/subscriptions"
     listing = parse_id("/subscriptions/s1/resourceGroups/g/providers/Microsoft.KeyVault/vaults")
     assert (listing.types, listing.names, listing.name) == (("vaults",), (), "g")
+    provider = parse_id("/subscriptions/s1/providers/Microsoft.ContainerService")
+    assert (provider.namespace, provider.types, provider.full_type) == ("Microsoft.ContainerService", (),
+                                                                       "Microsoft.ContainerService")
     at_subscription = parse_id("/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/r1")
     assert at_subscription.group is None and at_subscription.full_type == "Microsoft.Authorization/roleDefinitions"
     assert at_subscription.name == "r1"
@@ -146,12 +150,21 @@ def test_role_definition_body_and_guid():
     body = role_definition_body(BUILT_IN_ROLES[CONTRIBUTOR], SUB + "/")
     assert body["id"] == role_id(CONTRIBUTOR) and body["name"] == CONTRIBUTOR
     assert body["type"] == "Microsoft.Authorization/roleDefinitions"
-    props = body["properties"]
-    assert (props["roleName"], props["type"], props["assignableScopes"]) == ("Contributor", "BuiltInRole", ["/"])
-    assert props["permissions"] == [{"actions": ["*"], "notActions": [
-        "Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write",
-        "Microsoft.Authorization/elevateAccess/Action"], "dataActions": [], "notDataActions": []}]
+    assert body["properties"] == {
+        "roleName": "Contributor", "type": "BuiltInRole",
+        "description": "Grants full access to manage all resources, but does not allow you to assign roles in Azure "
+                       "RBAC.",
+        "assignableScopes": ["/"],
+        "permissions": [{"actions": ["*"], "notActions": [
+            "Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write",
+            "Microsoft.Authorization/elevateAccess/Action"], "dataActions": [], "notDataActions": []}],
+        "createdOn": "2015-02-02T21:55:09.8806423Z", "updatedOn": "2024-01-01T00:00:00.0000000Z",
+        "createdBy": None, "updatedBy": None,
+    }
+    upper = role_definition_body(BUILT_IN_ROLES[READER], "/subscriptions/SUBX/")
+    assert upper["id"] == f"/subscriptions/SUBX/providers/Microsoft.Authorization/roleDefinitions/{READER}"
     assert role_guid_from_id(role_id(READER.upper()) + "/") == READER
+    assert role_guid_from_id(READER.upper()) == READER
     assert uuid.UUID(new_assignment_name()) and new_assignment_name() != new_assignment_name()
 
 
@@ -201,13 +214,21 @@ def test_assign_records_the_assignment_as_resource_manager_shows_it(rbac):
     assert body["id"] == f"{APP_A}/providers/Microsoft.Authorization/roleAssignments/{name}"
     assert (body["name"], body["type"]) == (name, "Microsoft.Authorization/roleAssignments")
     props = body["properties"]
-    assert props["roleDefinitionId"] == role_id(CONTRIBUTOR)
-    assert (props["principalId"], props["principalType"], props["scope"]) == (PRINCIPAL.object_id, "User", APP_A)
-    assert (props["createdBy"], props["updatedBy"], props["description"]) == ("admin", "admin", "why")
-    assert props["createdOn"] == props["updatedOn"] and props["condition"] is None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", props["createdOn"])
+    assert props == {
+        "roleDefinitionId": role_id(CONTRIBUTOR), "principalId": PRINCIPAL.object_id, "principalType": "User",
+        "scope": APP_A, "condition": None, "conditionVersion": None, "createdOn": props["createdOn"],
+        "updatedOn": props["createdOn"], "createdBy": "admin", "updatedBy": "admin",
+        "delegatedManagedIdentityResourceId": None, "description": "why",
+    }
     assert rbac.get(body["id"].upper()) == body
     assert rbac.assignments() == [body]
     assert rbac.assign(APP_A, name, role_id(CONTRIBUTOR), PRINCIPAL.object_id.upper()) == (body, False)
+    # A scope ending in a capital X keeps it; the principal type defaults to ServicePrincipal.
+    odd, _ = rbac.assign(f"{SUB}/resourceGroups/APPX/", str(uuid.uuid4()), role_id(READER), PRINCIPAL.object_id)
+    assert odd["properties"]["scope"] == f"{SUB}/resourceGroups/APPX"
+    assert odd["id"].startswith(f"{SUB}/resourceGroups/APPX/providers/Microsoft.Authorization/roleAssignments/")
+    assert odd["properties"]["principalType"] == "ServicePrincipal"
 
 
 def test_root_scope_assignments_have_a_tenant_level_role_id(rbac):
@@ -226,20 +247,25 @@ def test_assign_refuses_bad_names_unknown_roles_changes_and_duplicates(rbac):
     with pytest.raises(ArmError) as bad_role:
         rbac.assign(APP_A, str(uuid.uuid4()), role_id(unknown), PRINCIPAL.object_id)
     assert (bad_role.value.status, bad_role.value.code) == (400, "RoleDefinitionDoesNotExist")
-    assert unknown in bad_role.value.message
+    assert bad_role.value.message == f"The specified role definition with ID '{unknown}' does not exist."
 
     name = str(uuid.uuid4())
     rbac.assign(APP_A, name, role_id(READER), PRINCIPAL.object_id)
     with pytest.raises(ArmError) as changed_role:
         rbac.assign(APP_A, name, role_id(CONTRIBUTOR), PRINCIPAL.object_id)
     assert (changed_role.value.status, changed_role.value.code) == (409, "RoleAssignmentUpdateNotPermitted")
+    assert changed_role.value.message == ("Tenant ID, application ID, principal ID, and scope are not allowed to be "
+                                          "updated.")
     with pytest.raises(ArmError) as changed_principal:
         rbac.assign(APP_A, name, role_id(READER), "33333333-3333-3333-3333-333333333333")
     assert changed_principal.value.code == "RoleAssignmentUpdateNotPermitted"
     with pytest.raises(ArmError) as duplicate:
         rbac.assign(APP_A.upper(), str(uuid.uuid4()), role_id(READER), PRINCIPAL.object_id.upper())
     assert (duplicate.value.status, duplicate.value.code) == (409, "RoleAssignmentExists")
-    assert name in duplicate.value.message
+    assert duplicate.value.message == ("The role assignment already exists. The ID of the existing role assignment "
+                                       f"is {name}.")
+    # The principal's id in another case is the same principal.
+    assert rbac.assign(APP_A, name, role_id(READER), PRINCIPAL.object_id.upper())[1] is False
     # The same role for another principal, or another role for the same one, is a new assignment.
     assert rbac.assign(APP_A, str(uuid.uuid4()), role_id(READER), "44444444-4444-4444-4444-444444444444")[1]
     assert rbac.assign(APP_A, str(uuid.uuid4()), role_id(ACR_PULL), PRINCIPAL.object_id)[1]
