@@ -9,34 +9,50 @@ api-version validation per provider namespace.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
+import time
+import uuid
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from localazure.arm import admin, auth, operationstatus
+from localazure.arm import admin, auth, operationstatus, subscriptions
 from localazure.arm.context import Emulator
 from localazure.arm.errors import ArmError, EntraError, arm_error_handler, entra_error_handler
 from localazure.arm.providers import ResourceProvider
 
 log = logging.getLogger(__name__)
 
-ARM_ROOTS = ("subscriptions", "providers")
+ARM_ROOTS = ("subscriptions", "providers", "tenants")
 
 
 # Paths without a `providers` segment (subscriptions, resource groups) belong to this namespace.
 RESOURCES_NAMESPACE = "Microsoft.Resources"
 
 
+def route_paths(router: Any) -> list[str]:
+    """Every path a router serves, including those of routers it includes (FastAPI keeps them nested)."""
+    paths: list[str] = []
+    for route in router.routes:
+        if hasattr(route, "path"):
+            paths.append(str(route.path))
+        elif hasattr(route, "original_router"):
+            paths.extend(route_paths(route.original_router))
+    return paths
+
+
 def _route_words(routers: list[APIRouter]) -> dict[str, str]:
     words: dict[str, str] = {}
     for router in routers:
-        for route in router.routes:
-            for part in str(getattr(route, "path", "")).split("/"):
+        for path in route_paths(router):
+            for part in path.split("/"):
                 if part and not part.startswith("{"):
                     words[part.lower()] = part
     return words
@@ -63,10 +79,82 @@ def namespace_of(path: str) -> tuple[str, str | None]:
     """(namespace, top-level type) an ARM path addresses: the words after the last `providers`;
     paths without one belong to Microsoft.Resources."""
     parts = [p for p in path.split("/") if p]
+    if len(parts) >= 3 and parts[0].lower() == "subscriptions" and parts[2].lower() == "providers" and (
+            len(parts) <= 4 or (len(parts) == 5 and parts[4].lower() in ("register", "unregister"))):
+        return RESOURCES_NAMESPACE, "providers"  # provider metadata and registration are Resource Manager's own
     for i in range(len(parts) - 2, -1, -1):
         if parts[i].lower() == "providers":
             return parts[i + 1], parts[i + 2] if i + 2 < len(parts) else None
     return RESOURCES_NAMESPACE, None
+
+
+def _request_headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def tracing_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """Resource Manager's tracing headers for one request: a fresh `x-ms-request-id`, the client's
+    `x-ms-correlation-request-id` (else a fresh one), `x-ms-routing-request-id`, and the client's
+    `x-ms-client-request-id` echoed back."""
+    sent = _request_headers(scope)
+    request_id = str(uuid.uuid4())
+    correlation = sent.get("x-ms-correlation-request-id") or request_id
+    routing = f"LOCAL:{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}:{request_id}"
+    headers = [(b"x-ms-request-id", request_id.encode()), (b"x-ms-correlation-request-id", correlation.encode()),
+               (b"x-ms-routing-request-id", routing.encode())]
+    client_request_id = sent.get("x-ms-client-request-id")
+    if client_request_id:
+        headers.append((b"x-ms-client-request-id", client_request_id.encode("latin-1")))
+    return headers
+
+
+def _etag_of(body: bytes) -> str | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    etag = parsed.get("eTag", parsed.get("etag"))
+    return etag if isinstance(etag, str) and etag else None
+
+
+class _ConventionSender:
+    """Wraps `send`: adds the tracing headers to every response and, for a JSON body with an `eTag`
+    property (200/201), the `ETag` header Resource Manager sends with it."""
+
+    def __init__(self, send: Send, headers: list[tuple[bytes, bytes]], want_etag: bool) -> None:
+        self._send = send
+        self._headers = headers
+        self._want_etag = want_etag
+        self._start: Message | None = None
+        self._chunks: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start = dict(message)
+            present = {k.lower() for k, _ in start.get("headers", [])}
+            start["headers"] = [*start.get("headers", []), *(h for h in self._headers if h[0] not in present)]
+            content_type = dict(start["headers"]).get(b"content-type", b"")
+            if self._want_etag and start["status"] in (200, 201) and b"json" in content_type \
+                    and b"etag" not in present:
+                self._start = start  # hold it until the body shows whether there is an eTag
+                return
+            await self._send(start)
+            return
+        if message["type"] == "http.response.body" and self._start is not None:
+            self._chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(self._chunks)
+            held, self._start = self._start, None
+            etag = _etag_of(body)
+            if etag is not None:
+                held["headers"] = [*held["headers"], (b"etag", etag.encode("latin-1"))]
+            await self._send(held)
+            await self._send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        await self._send(message)
 
 
 class FrontDoor:
@@ -83,6 +171,7 @@ class FrontDoor:
             return
         path: str = scope["path"]
         first = path.split("/", 2)[1].lower() if path.count("/") >= 1 else ""
+        send = _ConventionSender(send, tracing_headers(scope), want_etag=first in ARM_ROOTS)
         if first not in ARM_ROOTS:
             await self.app(scope, receive, send)
             return
@@ -97,12 +186,12 @@ class FrontDoor:
     def _reject(self, scope: Scope, path: str) -> Response | None:
         knobs = self.emulator.knobs
         if knobs.roll_throttle():
-            seconds = knobs.current.retry_after
             return JSONResponse(
                 {"error": {"code": "TooManyRequests", "message": "The request is being throttled (local Azure "
                            "throttle knob). Retry after the interval in the Retry-After header."}},
                 status_code=429,
-                headers={"Retry-After": f"{seconds:g}", "x-ms-ratelimit-remaining-subscription-reads": "0"},
+                headers={**throttle_delay_headers(knobs.current.retry_after),
+                         "x-ms-ratelimit-remaining-subscription-reads": "0"},
             )
         if knobs.roll_error():
             return JSONResponse(
@@ -137,6 +226,17 @@ class FrontDoor:
         return None
 
 
+def throttle_delay_headers(seconds: float) -> dict[str, str]:
+    """The delay of a 429 as Azure sends it: `Retry-After` in whole seconds. A sub-second knob (tests) is sent
+    as `retry-after-ms` alone, which azure-core honours; a `Retry-After` would win over it and round it up."""
+    if seconds >= 1:
+        headers = {"Retry-After": str(math.ceil(seconds))}
+        if seconds != math.ceil(seconds):
+            headers["retry-after-ms"] = str(round(seconds * 1000))
+        return headers
+    return {"retry-after-ms": str(max(1, round(seconds * 1000)))}
+
+
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
@@ -161,12 +261,18 @@ def create_app(emulator: Emulator, providers: list[ResourceProvider]) -> FastAPI
     app.add_exception_handler(EntraError, entra_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    routers = [admin.router, auth.router, operationstatus.router]
+    routers = [admin.router, auth.router, operationstatus.router, subscriptions.router]
+    provider_paths: dict[str, tuple[str, list[str]]] = {}
     for provider in providers:
         emulator.providers.add(provider)
         for name, factory in provider.services.items():
             emulator.offer_service(name, factory)
         routers.append(provider.router)
+        if not provider.api_versions:
+            continue  # hooks only (local ASO): not a Resource Manager namespace
+        _, paths = provider_paths.setdefault(provider.namespace.lower(), (provider.namespace, []))
+        paths.extend(route_paths(provider.router))
+    app.state.provider_paths = provider_paths
     for router in routers:
         app.include_router(router)
     words = _route_words(routers)

@@ -54,9 +54,13 @@ def signing_keys(tenant: str, emulator: Emulator = Depends(get_emulator)) -> dic
 
 
 def _audience_from_scope(scope: str) -> str:
+    """The audience of a `<resource>/.default` scope, as Entra ID issues it: the resource with one trailing `/`
+    (`https://management.azure.com/.default` and `https://management.core.windows.net//.default`, what az sends,
+    give `https://management.azure.com/` and `https://management.core.windows.net/`)."""
     for item in scope.split():
         if item.endswith("/.default"):
-            return item[: -len(".default")]
+            resource = item[: -len("/.default")]
+            return resource if resource.endswith("/") else resource + "/"
     raise EntraError(400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. "
                      "Client credential flows must have a scope value with /.default suffixed to the resource "
                      "identifier (application ID URI).")

@@ -37,6 +37,7 @@ class Emulator:
         self.signer = TokenSigner(state_dir / "keys" / "token-signing-key.pem", self.base_url)
         self.providers = ProviderRegistry()
         self._identity = self._load_or_create_identity()
+        self.rbac.migrate_legacy_ids()
         self.operations = Operations(self.store, self.knobs, self.subscription_id)
         # In-process services of the providers (e.g. "aks"), built once from the factories providers register.
         self.services: dict[str, Any] = {}
@@ -74,6 +75,11 @@ class Emulator:
     def subscription_id(self) -> str:
         """The one subscription this emulator serves."""
         return str(self._identity["subscriptionId"])
+
+    @property
+    def subscription_name(self) -> str:
+        """The subscription's display name."""
+        return str(self._identity.get("subscriptionName") or "fleetflow local subscription")
 
     @property
     def admin_app_id(self) -> str:

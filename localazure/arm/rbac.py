@@ -14,9 +14,10 @@ from localazure.arm.store import Record, StateStore
 
 TABLE = "roleAssignments"
 
-OWNER = "8e3af657-a8ff-443f-a75c-2fe8c4bcb635"
+# Azure's published ids of the built-in roles (the same in every subscription and at every scope).
+OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
-READER = "acdd72a7-3547-48ad-b1d0-8b4c1bd7a5b7"
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
 AKS_CLUSTER_ADMIN = "0ab0b1a8-8aac-4efd-b8c2-3ee1fb270be8"
 AKS_CLUSTER_USER = "4abbcc35-e782-43d8-92c5-2d3f1bd2253f"
@@ -25,6 +26,9 @@ ACR_PUSH = "8311e382-0749-4cb8-b61a-304f252e45ec"
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+# Ids earlier versions of local Azure gave Owner and Reader; assignments stored with them are rewritten at start.
+LEGACY_IDS = {"8e3af657-a8ff-443f-a75c-2fe8c4bcb635": OWNER, "acdd72a7-3547-48ad-b1d0-8b4c1bd7a5b7": READER}
+PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,18 @@ BUILT_IN_ROLES: dict[str, RoleDefinition] = {
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
+def role_definition_prefix(scope: str) -> str:
+    """Where the id of a built-in role definition seen at `scope` lives: the subscription of the scope (Azure
+    lists built-ins with their subscription-level id at a group or resource scope), or the root."""
+    parts = scope.strip("/").split("/")
+    if len(parts) >= 2 and parts[0].lower() == "subscriptions":
+        return f"/subscriptions/{parts[1]}"
+    return ""
+
+
 def role_definition_body(role: RoleDefinition, scope: str) -> dict[str, Any]:
-    """The Resource Manager JSON of a built-in role definition seen at `scope`."""
-    prefix = scope.rstrip("/")
+    """The Resource Manager JSON of a built-in role definition seen at `scope` (id under its subscription)."""
+    prefix = role_definition_prefix(scope)
     return {
         "id": f"{prefix}/providers/Microsoft.Authorization/roleDefinitions/{role.guid}",
         "name": role.guid,
@@ -144,8 +157,9 @@ def role_definition_body(role: RoleDefinition, scope: str) -> dict[str, Any]:
 
 
 def role_guid_from_id(role_definition_id: str) -> str:
-    """The GUID at the end of a role definition id."""
-    return role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+    """The GUID at the end of a role definition id (legacy local ids mapped to Azure's)."""
+    guid = role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+    return LEGACY_IDS.get(guid, guid)
 
 
 @dataclass(frozen=True)
@@ -225,6 +239,19 @@ class Rbac:
             }
             self._store.put(TABLE, assignment_id, body)
             return body, True
+
+    def migrate_legacy_ids(self) -> int:
+        """Rewrite assignments stored with a legacy role id to Azure's id; returns how many changed."""
+        changed = 0
+        with self._store.transaction():
+            for body in self._store.values(TABLE):
+                role_id = body["properties"]["roleDefinitionId"]
+                old = role_id.rstrip("/").rsplit("/", 1)[-1].lower()
+                if old in LEGACY_IDS:
+                    body["properties"]["roleDefinitionId"] = role_id[: -len(old)] + LEGACY_IDS[old]
+                    self._store.put(TABLE, body["id"], body)
+                    changed += 1
+        return changed
 
     def remove(self, assignment_id: str) -> Record | None:
         """Delete one assignment; returns it, or None if there was none."""

@@ -14,11 +14,15 @@ from localazure.arm.context import Emulator, get_emulator
 from localazure.arm.errors import ArmError, group_not_found, invalid_parameter
 from localazure.arm.ids import is_at_or_below, parse_id
 from localazure.arm.providers import ResourceProvider
-from localazure.arm.rbac import BUILT_IN_ROLES, Principal, role_definition_body
+from localazure.arm.rbac import BUILT_IN_ROLES, PRINCIPAL_TYPES, Principal, role_definition_body
 
 NAMESPACE = "Microsoft.Authorization"
-API_VERSIONS = frozenset({"2022-04-01", "2022-05-01-preview", "2020-10-01-preview", "2020-04-01-preview",
-                          "2018-09-01-preview", "2018-01-01-preview", "2015-07-01"})
+# Every api-version of role assignments and role definitions Azure has published (one shape answers them all;
+# versions before 2018-09-01-preview did not know principalType, and their clients ignore it).
+API_VERSIONS = frozenset({"2015-07-01", "2017-10-01-preview", "2018-01-01-preview", "2018-07-01-preview",
+                          "2018-09-01-preview", "2020-03-01-preview", "2020-04-01-preview", "2020-08-01-preview",
+                          "2020-10-01-preview", "2021-03-01-preview", "2022-01-01-preview", "2022-04-01",
+                          "2022-05-01-preview"})
 ACTION_ASSIGNMENT_READ = "Microsoft.Authorization/roleAssignments/read"
 ACTION_ASSIGNMENT_WRITE = "Microsoft.Authorization/roleAssignments/write"
 ACTION_ASSIGNMENT_DELETE = "Microsoft.Authorization/roleAssignments/delete"
@@ -50,7 +54,7 @@ def _get_role_definition(scope: str, role_id: str) -> dict[str, Any]:
     if role is None:
         raise ArmError(404, "RoleDefinitionDoesNotExist", f"The specified role definition with ID '{role_id}' "
                        "does not exist.")
-    return role_definition_body(role, scope if scope.lower().startswith("/subscriptions/") else "")
+    return role_definition_body(role, scope)
 
 
 @router.get("/providers/Microsoft.Authorization/roleDefinitions/{role_id}")
@@ -84,8 +88,7 @@ def list_role_definitions(scope: str, request: Request, _caller: Principal = Dep
             roles = roles if by_type.group(1).lower() == "builtinrole" else []
         else:
             raise ArmError(400, "InvalidFilter", f"Unsupported $filter '{odata_filter}'.")
-    prefix = full_scope if full_scope.lower().startswith("/subscriptions/") else ""
-    return {"value": [role_definition_body(r, prefix) for r in roles]}
+    return {"value": [role_definition_body(r, full_scope) for r in roles]}
 
 
 # ---- role assignments ---------------------------------------------------------------------------
@@ -118,9 +121,17 @@ async def create_role_assignment(
     if principal is None or principal["tenantId"].lower() != emulator.tenant_id.lower():
         raise ArmError(400, "PrincipalNotFound", f"Principal {principal_id.replace('-', '')} does not exist in the "
                        f"directory {emulator.tenant_id}. Check that you have the correct principal ID.")
+    principal_type = props.get("principalType")
+    if principal_type is not None and principal_type not in PRINCIPAL_TYPES:
+        raise invalid_parameter("properties.principalType", f"principalType must be one of "
+                                f"{', '.join(PRINCIPAL_TYPES)}.")
+    if principal_type is not None and principal_type != "ServicePrincipal":
+        # Every principal of local Azure's directory is a service principal (apps and managed identities).
+        raise ArmError(400, "UnmatchedPrincipalType", f"The PrincipalId '{principal_id.replace('-', '')}' has type "
+                       f"'ServicePrincipal' , which is different from specified PrincipalType '{principal_type}'.")
     assignment, created = emulator.rbac.assign(
         full_scope, name, role_definition_id, principal_id,
-        principal_type=str(props.get("principalType") or "ServicePrincipal"),
+        principal_type="ServicePrincipal",
         created_by=caller.object_id, description=props.get("description"),
     )
     return JSONResponse(assignment, status_code=201 if created else 200)

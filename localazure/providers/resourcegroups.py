@@ -31,8 +31,17 @@ from localazure.arm.store import Record
 log = logging.getLogger(__name__)
 
 NAMESPACE = "Microsoft.Resources"
-API_VERSIONS = frozenset({"2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-07-01", "2022-09-01",
-                          "2021-04-01", "2020-06-01", "2019-10-01"})
+# Every api-version of Microsoft.Resources resource groups (and resources, providers) Azure has published, plus
+# those of subscriptions and tenants (`GET /subscriptions`, `/tenants`), whose paths carry no namespace either.
+RESOURCES_API_VERSIONS = frozenset({
+    "2015-11-01", "2016-02-01", "2016-07-01", "2016-09-01", "2017-05-10", "2018-02-01", "2018-05-01", "2019-03-01",
+    "2019-05-01", "2019-05-10", "2019-07-01", "2019-08-01", "2019-10-01", "2020-06-01", "2020-08-01", "2020-10-01",
+    "2021-01-01", "2021-04-01", "2022-09-01", "2023-07-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-03-01",
+    "2025-04-01",
+})
+SUBSCRIPTIONS_API_VERSIONS = frozenset({"2016-06-01", "2018-06-01", "2019-06-01", "2019-11-01", "2020-01-01",
+                                        "2021-01-01", "2022-12-01"})
+API_VERSIONS = RESOURCES_API_VERSIONS | SUBSCRIPTIONS_API_VERSIONS
 GROUP_TYPE = "Microsoft.Resources/resourceGroups"
 ACTION_READ = "Microsoft.Resources/subscriptions/resourceGroups/read"
 ACTION_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"

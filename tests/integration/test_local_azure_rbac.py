@@ -9,9 +9,9 @@ from azure.core.exceptions import HttpResponseError
 
 pytestmark = pytest.mark.emulator
 
-OWNER = "8e3af657-a8ff-443f-a75c-2fe8c4bcb635"
+OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
-READER = "acdd72a7-3547-48ad-b1d0-8b4c1bd7a5b7"
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
 
 def _sp_clients(local_azure, name):

@@ -21,9 +21,29 @@ from localazure.arm.rbac import Principal
 from localazure.providers.aks import model as aksmodel
 from localazure.providers.aks.service import NAMESPACE, AksService
 
-API_VERSIONS = frozenset({"2026-08-01", "2026-06-01", "2026-03-01", "2025-10-01", "2025-08-01", "2025-07-01",
-                          "2025-05-01", "2025-03-01", "2025-01-01", "2024-10-01", "2024-09-01", "2024-08-01",
-                          "2024-07-01", "2024-05-01", "2024-02-01"})
+# Every managedClusters api-version Azure has published (azure-rest-api-specs, containerservice/aks): GA and preview.
+# One body shape answers them all: fields a version does not know are ignored by its clients.
+API_VERSIONS = frozenset({
+    # GA
+    "2017-08-31", "2018-03-31", "2019-02-01", "2019-04-01", "2019-06-01", "2019-08-01", "2019-10-01", "2019-11-01",
+    "2020-01-01", "2020-02-01", "2020-03-01", "2020-04-01", "2020-06-01", "2020-07-01", "2020-09-01", "2020-11-01",
+    "2020-12-01", "2021-02-01", "2021-03-01", "2021-05-01", "2021-07-01", "2021-08-01", "2021-09-01", "2021-10-01",
+    "2022-01-01", "2022-02-01", "2022-03-01", "2022-04-01", "2022-06-01", "2022-07-01", "2022-09-01", "2022-11-01",
+    "2023-01-01", "2023-02-01", "2023-03-01", "2023-04-01", "2023-05-01", "2023-06-01", "2023-07-01", "2023-08-01",
+    "2023-09-01", "2023-10-01", "2023-11-01", "2024-01-01", "2024-02-01", "2024-05-01", "2024-07-01", "2024-08-01",
+    "2024-09-01", "2024-10-01", "2025-01-01", "2025-03-01", "2025-05-01", "2025-07-01", "2025-08-01", "2025-10-01",
+    "2026-03-01", "2026-06-01", "2026-08-01",
+    # preview
+    "2018-08-01-preview", "2021-11-01-preview", "2022-01-02-preview", "2022-02-02-preview", "2022-03-02-preview",
+    "2022-04-02-preview", "2022-05-02-preview", "2022-06-02-preview", "2022-07-02-preview", "2022-08-02-preview",
+    "2022-08-03-preview", "2022-09-02-preview", "2022-10-02-preview", "2022-11-02-preview", "2023-01-02-preview",
+    "2023-02-02-preview", "2023-03-02-preview", "2023-04-02-preview", "2023-05-02-preview", "2023-06-02-preview",
+    "2023-07-02-preview", "2023-08-02-preview", "2023-09-02-preview", "2023-10-02-preview", "2023-11-02-preview",
+    "2024-01-02-preview", "2024-02-02-preview", "2024-03-02-preview", "2024-04-02-preview", "2024-05-02-preview",
+    "2024-06-02-preview", "2024-09-02-preview", "2024-10-02-preview", "2025-01-02-preview", "2025-02-02-preview",
+    "2025-03-02-preview", "2025-04-02-preview", "2025-05-02-preview", "2025-06-02-preview", "2025-07-02-preview",
+    "2025-08-02-preview", "2025-09-02-preview", "2025-10-02-preview",
+})
 A = "Microsoft.ContainerService/managedClusters"
 GROUP = "/subscriptions/{subscription_id}/resourceGroups/{group}"
 CLUSTER = GROUP + "/providers/Microsoft.ContainerService/managedClusters/{name}"

@@ -32,8 +32,15 @@ from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
 
 NAMESPACE = "Microsoft.ContainerService"
-# The api-version of azure-mgmt-containerservicefleet 4.x, plus the previous GA versions whose shapes it covers.
-API_VERSIONS = frozenset({"2026-06-01", "2025-03-01", "2024-04-01"})
+# Every Fleet api-version Azure has published, from the first preview on (azure-rest-api-specs, containerservice/
+# fleet); 2026-06-01 is azure-mgmt-containerservicefleet 4.x's. Each az fleet extension release vendors one of them.
+GA_API_VERSIONS = frozenset({"2023-10-15", "2024-04-01", "2025-03-01", "2026-06-01"})
+PREVIEW_API_VERSIONS = frozenset({
+    "2022-06-02-preview", "2022-07-02-preview", "2022-09-02-preview", "2023-03-15-preview", "2023-06-15-preview",
+    "2023-08-15-preview", "2024-02-02-preview", "2024-05-02-preview", "2025-04-01-preview", "2025-08-01-preview",
+    "2026-02-01-preview", "2026-03-02-preview",
+})
+API_VERSIONS = GA_API_VERSIONS | PREVIEW_API_VERSIONS
 
 FLEET_TYPE = f"{NAMESPACE}/fleets"
 MEMBER_TYPE = f"{FLEET_TYPE}/members"
