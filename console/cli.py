@@ -86,6 +86,9 @@ def _local_command(args: argparse.Namespace) -> int:
     if command == "env":
         print(local_cli.env(state_dir), end="")
         return 0
+    if command == "az":
+        print(local_cli.az(state_dir), end="")
+        return 0
     if command == "sp":
         print(json.dumps(local_cli.sp_create(args.name, state_dir), indent=2))
         return 0
@@ -146,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     local_commands = local.add_subparsers(dest="local_command", required=True)
     local_commands.add_parser("up", help="start local Azure in the background (idempotent)")
     local_commands.add_parser("env", help="print export lines for Azure SDK scripts: eval \"$(fleetflow local env)\"")
+    local_commands.add_parser("az", help="log the real Azure CLI in to local Azure in a config directory of its own: "
+                              "eval \"$(fleetflow local az)\"")
     sp = local_commands.add_parser("sp", help="service principals")
     sp_commands = sp.add_subparsers(dest="sp_command", required=True)
     sp_create = sp_commands.add_parser("create", help="create a service principal with no roles")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +122,81 @@ def _stop_leftover_clusters(clusters_dir: Path) -> int:
     except ImportError:
         return 0
     return len(processes.terminate_referencing(clusters_dir))
+
+
+# ---- the real Azure CLI against local Azure --------------------------------------------------------------------
+
+AZ_CLOUD = "fleetflow-local"
+# Where hack/az.sh installs azure-cli (a cached virtualenv outside any checkout).
+AZ_VENV = Path(os.environ.get("FLEETFLOW_AZ_VENV", Path.home() / ".cache" / "fleetflow" / "az-venv"))
+# azure-cli's own settings for a config directory that must never reach the public cloud: no telemetry, no
+# survey, no instance discovery (MSAL would ask login.microsoftonline.com about the local authority), no dynamic
+# extension installs.
+AZ_CONFIG = """[core]
+collect_telemetry = false
+survey_message = false
+first_run = no
+no_color = true
+instance_discovery = false
+only_show_errors = true
+[auto-upgrade]
+enable = no
+[extension]
+use_dynamic_install = no
+"""
+
+
+def find_az() -> str | None:
+    """The `az` executable: on PATH, else the one hack/az.sh installs."""
+    cached = AZ_VENV / "bin" / "az"
+    return shutil.which("az") or (str(cached) if cached.is_file() else None)
+
+
+def az_environment(config_dir: Path, ca_bundle: str) -> dict[str, str]:
+    """Variables that point az at its own config directory and local Azure's CA, with telemetry off."""
+    return {
+        "AZURE_CONFIG_DIR": str(config_dir),
+        "AZURE_CORE_COLLECT_TELEMETRY": "false",
+        "AZURE_CORE_SURVEY_MESSAGE": "false",
+        "AZURE_CORE_INSTANCE_DISCOVERY": "false",
+        "AZURE_EXTENSION_USE_DYNAMIC_INSTALL": "no",
+        "REQUESTS_CA_BUNDLE": ca_bundle,
+    }
+
+
+def az(state_dir: Path | None = None, az_path: str | None = None) -> str:
+    """Set up a config directory of its own (`<state dir>/az`) in which the real Azure CLI talks to local Azure:
+    `az cloud register` with endpoint discovery, `az cloud set`, `az login --service-principal` as the admin.
+    The user's own az profile is never touched. Returns shell export lines: `eval "$(fleetflow local az)"`."""
+    local = LocalAzure(state_dir)
+    endpoint = local.endpoint
+    executable = az_path or find_az()
+    if executable is None:
+        raise LocalAzureError("the Azure CLI is not installed: run hack/az.sh (a cached virtualenv) or "
+                              "`pip install azure-cli`")
+    config_dir = local.state_dir / "az"
+    if config_dir.exists():
+        shutil.rmtree(config_dir)  # its own directory: a restart may have moved the port, so start clean
+    config_dir.mkdir(parents=True, mode=0o700)
+    (config_dir / "config").write_text(AZ_CONFIG)
+    environment = {**os.environ, **az_environment(config_dir, endpoint.ca_bundle)}
+    arm = endpoint.resource_manager_endpoint.rstrip("/")
+    steps = [
+        ["cloud", "register", "--name", AZ_CLOUD, "--endpoint-resource-manager", arm],
+        ["cloud", "set", "--name", AZ_CLOUD],
+        ["login", "--service-principal", "--username", endpoint.client_id, "--tenant", endpoint.tenant_id,
+         "--password", endpoint.client_secret, "--output", "none"],
+        ["account", "set", "--subscription", endpoint.subscription_id],
+    ]
+    for step in steps:
+        done = subprocess.run([executable, *step], env=environment, capture_output=True, text=True, timeout=300,
+                              check=False)
+        if done.returncode != 0:
+            shown = " ".join(step[:2])
+            message = (done.stderr or done.stdout).replace(endpoint.client_secret, "***").strip()
+            raise LocalAzureError(f"`az {shown}` failed in {config_dir}: {message}")
+    values = az_environment(config_dir, endpoint.ca_bundle)
+    lines = [f"export {name}={shlex.quote(value)}\n" for name, value in values.items()]
+    if shutil.which("az") is None:
+        lines.append(f"export PATH={shlex.quote(str(Path(executable).parent))}:\"$PATH\"\n")
+    return "".join(lines)

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from localazure.arm import admin, auth, operationstatus, subscriptions
+from localazure.arm import admin, auth, graph, operationstatus, subscriptions
 from localazure.arm.context import Emulator
 from localazure.arm.errors import ArmError, EntraError, arm_error_handler, entra_error_handler
 from localazure.arm.providers import ResourceProvider
@@ -261,7 +261,7 @@ def create_app(emulator: Emulator, providers: list[ResourceProvider]) -> FastAPI
     app.add_exception_handler(EntraError, entra_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    routers = [admin.router, auth.router, operationstatus.router, subscriptions.router]
+    routers = [admin.router, auth.router, operationstatus.router, subscriptions.router, graph.router]
     provider_paths: dict[str, tuple[str, list[str]]] = {}
     for provider in providers:
         emulator.providers.add(provider)

@@ -69,8 +69,9 @@ def cloud_metadata(emulator: Emulator, *, name: str = "fleetflow-local") -> dict
         "name": name,
         "portal": base,
         "resourceManager": base,
-        "authentication": {"loginEndpoint": base, "audiences": [base, "https://management.core.windows.net/",
-                                                                   "https://management.azure.com/"],
+        # az takes the first audience as the resource of its tokens (scope `<audience>/.default`), as in Azure.
+        "authentication": {"loginEndpoint": base, "audiences": ["https://management.core.windows.net/",
+                                                                   "https://management.azure.com/", base],
                            "tenant": "common", "identityProvider": "AAD"},
         "media": base,
         "graphAudience": base,
@@ -105,8 +106,8 @@ def legacy_cloud_metadata(emulator: Emulator) -> dict[str, Any]:
         "galleryEndpoint": base,
         "graphEndpoint": base,
         "portalEndpoint": base,
-        "authentication": {"loginEndpoint": base, "audiences": [base, "https://management.core.windows.net/",
-                                                                   "https://management.azure.com/"]},
+        "authentication": {"loginEndpoint": base, "audiences": ["https://management.core.windows.net/",
+                                                                   "https://management.azure.com/", base]},
     }
 
 
@@ -114,9 +115,12 @@ def legacy_cloud_metadata(emulator: Emulator) -> dict[str, Any]:
 def metadata_endpoints(request: Request, emulator: Emulator = Depends(get_emulator)) -> JSONResponse:
     """Cloud metadata for `az cloud register --endpoint-resource-manager` (no token needed, as in Azure).
 
-    api-version 2022-09-01 and later answer a list of clouds; older ones (and none) the single legacy object."""
+    api-version 2022-09-01 (what az sends) and later answer this cloud; 2019-05-01 up to it the list of clouds;
+    older ones (and none) the legacy object."""
     version = request.query_params.get("api-version", "")
     if version >= "2022-09-01":
+        return JSONResponse(cloud_metadata(emulator))
+    if version >= "2019-05-01":
         return JSONResponse([cloud_metadata(emulator)])
     return JSONResponse(legacy_cloud_metadata(emulator))
 

@@ -155,10 +155,12 @@ def test_cloud_metadata_names_local_azure_for_every_endpoint(local_azure):
     endpoint = local_azure.endpoint
     base = endpoint.resource_manager_endpoint
     with httpx.Client(verify=ssl.create_default_context(cafile=endpoint.ca_bundle)) as client:
-        clouds = client.get(f"{base}metadata/endpoints", params={"api-version": "2022-09-01"}).json()
+        cloud = client.get(f"{base}metadata/endpoints", params={"api-version": "2022-09-01"}).json()
+        clouds = client.get(f"{base}metadata/endpoints", params={"api-version": "2019-05-01"}).json()
         legacy = client.get(f"{base}metadata/endpoints", params={"api-version": "2015-01-01"}).json()
-    assert clouds[0]["resourceManager"] == base
-    assert clouds[0]["authentication"]["loginEndpoint"] == base
+    assert cloud["resourceManager"] == base == clouds[0]["resourceManager"]
+    assert cloud["authentication"]["loginEndpoint"] == base
+    assert cloud["authentication"]["audiences"][0] == "https://management.core.windows.net/"
     assert legacy["authentication"]["loginEndpoint"] == base
 
 

@@ -1,0 +1,141 @@
+"""The real Azure CLI (azure-cli from PyPI, installed by hack/az.sh into a cached virtualenv) against local Azure,
+set up by `fleetflow local az` in a config directory of its own: cloud, login, account, groups, AKS, roles,
+providers. Everything stays on loopback: the cloud is registered and set before login, telemetry is off."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localazure import cli as local_cli
+
+pytestmark = pytest.mark.emulator
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def az_executable() -> str:
+    """The cached az (built once by hack/az.sh; about two minutes the first time, instant afterwards)."""
+    started = time.monotonic()
+    try:
+        built = subprocess.run(["bash", str(REPO / "hack" / "az.sh")], capture_output=True, text=True, timeout=1200,
+                               check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"the cached Azure CLI environment could not be built by hack/az.sh: {exc}")
+    if built.returncode != 0:
+        pytest.skip(f"the cached Azure CLI environment could not be built by hack/az.sh: {built.stderr[-500:]}")
+    path = built.stdout.strip().splitlines()[-1]
+    print(f"az ready in {time.monotonic() - started:.1f} s: {path}")
+    return path
+
+
+class Az:
+    """Runs az with the environment `fleetflow local az` printed."""
+
+    def __init__(self, executable: str, exports: str) -> None:
+        self.executable = executable
+        self.env = dict(os.environ)
+        for line in exports.splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            if name != "PATH":
+                self.env[name] = value.strip("'")
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([self.executable, *args], env=self.env, capture_output=True, text=True, timeout=300,
+                              check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"az {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--output", "json").stdout or "null")
+
+
+@pytest.fixture(scope="session")
+def az(az_executable, local_azure) -> Az:
+    return Az(az_executable, local_cli.az(local_azure.state_dir, az_path=az_executable))
+
+
+def test_local_az_sets_up_its_own_config_dir_with_the_local_cloud_and_admin_login(az, local_azure):
+    endpoint = local_azure.endpoint
+    config_dir = Path(az.env["AZURE_CONFIG_DIR"])
+    assert config_dir == local_azure.state_dir / "az"
+    assert "collect_telemetry = false" in (config_dir / "config").read_text()
+    clouds = az.json("cloud", "list")
+    active = [c for c in clouds if c["isActive"]]
+    assert [c["name"] for c in active] == ["fleetflow-local"]
+    assert active[0]["endpoints"]["resourceManager"].rstrip("/") == endpoint.resource_manager_endpoint.rstrip("/")
+    account = az.json("account", "show")
+    assert account["id"] == endpoint.subscription_id and account["tenantId"] == endpoint.tenant_id
+    assert account["user"] == {"name": endpoint.client_id, "type": "servicePrincipal"}
+    assert [a["id"] for a in az.json("account", "list")] == [endpoint.subscription_id]
+    assert endpoint.client_secret not in "".join(p.read_text(errors="ignore") for p in config_dir.glob("*.json")
+                                                 if p.name != "service_principal_entries.json")
+
+
+def test_fleetflow_local_az_is_a_console_command():
+    from console.cli import build_parser
+
+    args = build_parser().parse_args(["local", "az"])
+    assert args.local_command == "az"
+
+
+def test_groups_through_az(az, fresh_name):
+    created = az.json("group", "create", "--name", fresh_name, "--location", "eastus", "--tags", "owner=az")
+    assert created["properties"]["provisioningState"] == "Succeeded" and created["tags"] == {"owner": "az"}
+    assert az.json("group", "show", "--name", fresh_name)["location"] == "eastus"
+    assert fresh_name in [g["name"] for g in az.json("group", "list")]
+    az.run("group", "delete", "--name", fresh_name, "--yes")
+    assert az.run("group", "exists", "--name", fresh_name).stdout.strip() == "false"
+
+
+def test_aks_through_az(az, fresh_name):
+    az.run("group", "create", "--name", fresh_name, "--location", "eastus", "--output", "none")
+    cluster = az.json("aks", "create", "--resource-group", fresh_name, "--name", "aks1", "--node-count", "2",
+                      "--kubernetes-version", "1.36", "--enable-managed-identity", "--generate-ssh-keys",
+                      "--network-plugin", "kubenet", "--tags", "fleet=demo")
+    assert cluster["provisioningState"] == "Succeeded" and cluster["currentKubernetesVersion"] == "1.36.3"
+    assert cluster["identity"]["principalId"]
+    shown = az.json("aks", "show", "--resource-group", fresh_name, "--name", "aks1")
+    assert shown["agentPoolProfiles"][0]["count"] == 2
+    assert "aks1" in [c["name"] for c in az.json("aks", "list", "--resource-group", fresh_name)]
+    versions = az.json("aks", "get-versions", "--location", "eastus")
+    assert {v["version"] for v in versions["values"]} >= {"1.36", "1.37"}
+    upgrades = az.json("aks", "get-upgrades", "--resource-group", fresh_name, "--name", "aks1")
+    assert [u["kubernetesVersion"] for u in upgrades["controlPlaneProfile"]["upgrades"]] == ["1.37.2"]
+    # The session's clusters are ARM-only: Azure's own error shape, with local Azure's reason.
+    credentials = az.run("aks", "get-credentials", "--resource-group", fresh_name, "--name", "aks1", "--file", "-",
+                         check=False)
+    assert credentials.returncode != 0 and "KubernetesNotAvailable" in credentials.stderr
+    az.run("aks", "delete", "--resource-group", fresh_name, "--name", "aks1", "--yes")
+    assert az.json("aks", "list", "--resource-group", fresh_name) == []
+
+
+def test_role_assignments_by_role_name_through_az(az, local_azure, fresh_name):
+    group = az.json("group", "create", "--name", fresh_name, "--location", "eastus")
+    sp = local_azure.azure.create_service_principal(f"az-{fresh_name}")
+    az.run("role", "assignment", "create", "--assignee", sp["appId"], "--role", "Contributor",
+           "--scope", group["id"], "--output", "none")
+    listed = az.json("role", "assignment", "list", "--scope", group["id"])
+    assert [(a["principalId"], a["roleDefinitionName"]) for a in listed] == [(sp["objectId"], "Contributor")]
+    mine = az.json("role", "assignment", "list", "--assignee", sp["appId"], "--all")
+    assert [a["scope"] for a in mine] == [group["id"]]
+    az.run("role", "assignment", "delete", "--assignee", sp["appId"], "--role", "Contributor",
+           "--scope", group["id"])
+    assert az.json("role", "assignment", "list", "--scope", group["id"]) == []
+
+
+def test_providers_through_az(az):
+    namespaces = {p["namespace"]: p for p in az.json("provider", "list")}
+    assert namespaces["Microsoft.ContainerService"]["registrationState"] == "Registered"
+    shown = az.json("provider", "show", "--namespace", "Microsoft.ContainerService")
+    types = {t["resourceType"] for t in shown["resourceTypes"]}
+    assert {"managedClusters", "fleets", "managedClusters/agentPools"} <= types
+    az.run("provider", "register", "--namespace", "Microsoft.ContainerService", "--wait")
