@@ -77,6 +77,8 @@ def _local(args: argparse.Namespace) -> int:
 
 
 def _local_command(args: argparse.Namespace) -> int:
+    from console.local_mode import local_home, prefect_server_status
+    from console.prefect_server import stop as stop_prefect_server
     from localazure import cli as local_cli
 
     state_dir = Path(args.state_dir) if args.state_dir else None
@@ -93,8 +95,12 @@ def _local_command(args: argparse.Namespace) -> int:
         print(json.dumps(local_cli.sp_create(args.name, state_dir), indent=2))
         return 0
     if command == "status":
-        return local_cli.status(state_dir)
+        code = local_cli.status(state_dir)
+        print(prefect_server_status(local_home(state_dir)))
+        return code
     if command == "down":
+        stopped = stop_prefect_server(local_home(state_dir))
+        print("the local-mode Prefect server is stopped" if stopped else "no local-mode Prefect server was running")
         return local_cli.down(state_dir)
     if command == "blocks":
         from console.local_mode import save_local_blocks
@@ -102,6 +108,21 @@ def _local_command(args: argparse.Namespace) -> int:
         for line in save_local_blocks(state_dir, fleet=args.fleet):
             print(line)
         return 0
+    if command == "run":
+        from console.local_mode import run_flow
+
+        parameters = {}
+        for item in args.param or []:
+            key, separator, value = item.partition("=")
+            if not separator:
+                print(f"fleetflow local run: --param {item!r} is not KEY=VALUE (fix: e.g. --param "
+                      "kubernetes_version='\"1.37\"')", file=sys.stderr)
+                return 2
+            try:
+                parameters[key] = json.loads(value)
+            except json.JSONDecodeError:
+                parameters[key] = value
+        return run_flow(state_dir, args.flow, fleet=args.fleet, parameters=parameters)
     if command == "demo":
         from console.local_mode import run_demo
 
@@ -164,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="skip teardown at the end")
     demo.add_argument("--interactive", action="store_true",
                       help="approve the upgrade's second stage yourself (Prefect UI or fleetflow approve)")
+    run = local_commands.add_parser("run", help="run one flow against local Azure and the local Prefect server")
+    run.add_argument("flow", choices=["plan", "provision", "join", "bootstrap-aso", "apply-resources", "validate",
+                                      "drift-check", "staged-upgrade", "teardown"])
+    run.add_argument("--fleet", default="block:fleetflow-fleet",
+                     help="fleet spec: a path or block:<name> (default: the block the demo saved)")
+    run.add_argument("--param", action="append", metavar="KEY=VALUE",
+                     help="a flow parameter; VALUE is JSON when it parses (repeatable)")
     local.set_defaults(handler=_local)
 
     for name, help_text in (("approve", "approve the pending stage of a staged-upgrade flow run"),

@@ -5,14 +5,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +14,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from blocks.azure import AzureServicePrincipal
 from blocks.fleet_spec import FleetSpecBlock
+from console.prefect_server import drain_prefect_workers, ensure_running, running
 from localazure import Endpoint, LocalAzure
 from localazure.chartmirror import CHART_MIRROR_ENV, build_local_chart_mirror
 from tasks.retry import TIME_SCALE_ENV
@@ -92,69 +87,34 @@ def save_local_blocks(state_dir: Path | None, fleet: str = "fleet.yaml") -> list
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def local_home(state_dir: Path | None) -> Path:
+    """Where the local-mode Prefect server keeps its database and record: beside local Azure's state."""
+    return _local_azure(state_dir).state_dir / "prefect"
+
+
+def prefect_server_status(home: Path) -> str:
+    """One line saying whether the local-mode Prefect server runs, and where."""
+    server = running(home)
+    if server is None:
+        return "Prefect server: not running (the next `fleetflow local demo` starts it)"
+    return f"Prefect server: {server.ui_url} (pid {server.pid}); runs, logs and artifacts of the demo are there"
 
 
 @contextlib.contextmanager
 def prefect_server_for_demo(home: Path) -> Iterator[str | None]:
-    """Yield the Prefect API URL to use: None for the configured one, or a temporary local server's."""
-    from prefect.settings import PREFECT_API_URL
+    """Yield the Prefect API URL to use: None for the configured one, or the local-mode server's (started unless
+    it runs; it keeps running after the demo so its runs and artifacts can be explored)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     if PREFECT_API_URL.value():
         yield None
         return
-    with temporary_prefect_server(home) as url:
-        yield url
-
-
-@contextlib.contextmanager
-def temporary_prefect_server(home: Path) -> Iterator[str]:
-    """Start a Prefect server (API and UI) in `home`, point this process at it, and stop it afterwards."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    home.mkdir(parents=True, exist_ok=True)
-    # The UI learns its API address from these; without them it would call the default port 4200.
-    environment = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                   "PREFECT_UI_API_URL": url, "PREFECT_SERVER_API_PORT": str(port)}
-    environment.pop("PREFECT_API_URL", None)
-    prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    with open(home / "server.log", "ab") as log:
-        server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env=environment, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the temporary Prefect server exited; see {home / 'server.log'}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the temporary Prefect server did not answer; see {home / 'server.log'}")
-            time.sleep(0.5)
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            try:
-                yield url
-            finally:
-                # Send the last log lines and events before the server they go to stops.
-                from prefect.events.worker import EventsWorker
-                from prefect.logging.handlers import APILogWorker
-
-                APILogWorker.drain_all(timeout=10)
-                EventsWorker.drain_all(timeout=10)
-    finally:
-        # The server runs in its own session; signal the whole group so its uvicorn child stops too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
+    server = ensure_running(home)
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        try:
+            yield server.api_url
+        finally:
+            drain_prefect_workers()
 
 
 def next_minor(spec_version: str, available: list[str]) -> str | None:
@@ -214,12 +174,12 @@ def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = Fal
     os.environ.setdefault(TIME_SCALE_ENV, str(local.knobs().get("time_scale", 0.01)))
     # bootstrap-aso finds cert-manager and local mode's ASO chart in this mirror, as a fleet would find its own.
     os.environ[CHART_MIRROR_ENV] = str(build_local_chart_mirror(local.state_dir / "charts"))
-    with prefect_server_for_demo(local.state_dir / "prefect") as started_url:
+    with prefect_server_for_demo(local_home(local.state_dir)) as started_url:
         from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
         if started_url:
-            print(f"PREFECT_API_URL is not set: started a temporary Prefect server at {started_url}; it stops when "
-                  "the demo ends (set PREFECT_API_URL to keep the runs in your own server)")
+            print(f"PREFECT_API_URL is not set: the local-mode Prefect server is at {started_url}; it keeps running "
+                  "after the demo (`fleetflow local down` stops it with local Azure)")
         for line in save_local_blocks(local.state_dir, fleet):
             print(line)
         from flows.lifecycle import lifecycle
@@ -251,7 +211,70 @@ def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = Fal
         if state.is_completed():
             print(f"lifecycle completed; flow run {state.state_details.flow_run_id} at {ui}/runs")
             print(f"local Azure keeps running ({local.state_dir}); `fleetflow local down` stops it")
+            for line in tour(ui, kept=keep):
+                print(line)
             return 0
         print(f"lifecycle {state.type.value.lower()}: {state.message}; details in flow run "
               f"{state.state_details.flow_run_id} at {ui}/runs", file=sys.stderr)
         return 1
+
+
+FLOWS = {
+    "plan": "flows.plan:plan",
+    "provision": "flows.provision:provision",
+    "join": "flows.join:join",
+    "bootstrap-aso": "flows.bootstrap_aso:bootstrap_aso",
+    "apply-resources": "flows.apply_resources:apply_resources",
+    "validate": "flows.validate:validate",
+    "drift-check": "flows.drift_check:drift_check",
+    "staged-upgrade": "flows.staged_upgrade:staged_upgrade",
+    "teardown": "flows.teardown:teardown",
+}
+
+
+def run_flow(state_dir: Path | None, name: str, fleet: str, parameters: dict[str, object]) -> int:
+    """Run one flow against the running local Azure (its blocks, chart mirror and clock) and the local-mode
+    Prefect server, as the demo does; 0 when it completed."""
+    import importlib
+
+    local = _local_azure(state_dir)
+    local.endpoint  # noqa: B018 (raises LocalAzureError with the fix when local Azure is not running)
+    os.environ.setdefault(TIME_SCALE_ENV, str(local.knobs().get("time_scale", 0.01)))
+    os.environ.setdefault(CHART_MIRROR_ENV, str(build_local_chart_mirror(local.state_dir / "charts")))
+    module_name, _, attribute = FLOWS[name].partition(":")
+    flow = getattr(importlib.import_module(module_name), attribute)
+    with prefect_server_for_demo(local_home(local.state_dir)):
+        arguments: dict[str, object] = {"fleet": fleet}
+        if name != "plan":
+            arguments["credentials_block"] = ADMIN_BLOCK
+        state = flow(**arguments, **parameters, return_state=True)
+    if state.is_completed():
+        print(f"{name} completed (flow run {state.state_details.flow_run_id})")
+        return 0
+    print(f"{name} {state.type.value.lower()}: {state.message}", file=sys.stderr)
+    return 1
+
+
+def tour(ui: str, kept: bool) -> list[str]:
+    """What to look at and try after the demo; every command named here exists (a test runs each with --help)."""
+    lines = [
+        "",
+        "Where to look next:",
+        f"  - the Prefect UI at {ui}: Runs lists every flow run; open one, then Artifacts for its tables",
+        "    (fleet-status, bootstrap-aso, apply-resources, validate) and the staged upgrade's stage report;",
+        "    Logs shows each task's own lines.",
+        "  - fleetflow spec show fleet.yaml            the names fleetflow derives from the spec",
+        "  - fleetflow local status                    local Azure, its clusters and this Prefect server",
+        '  - eval "$(fleetflow local env)"              Azure SDK scripts against local Azure (README has one)',
+        '  - eval "$(fleetflow local az)"               the Azure CLI logged in to local Azure',
+    ]
+    if kept:
+        lines += [
+            "  - fleetflow local run validate               run one flow against the kept fleet (also: drift-check,",
+            "                                              apply-resources, bootstrap-aso, teardown, ...)",
+        ]
+    else:
+        lines += ["  - fleetflow local demo --keep               keep the fleet to run single flows against it",
+                  "                                              (fleetflow local run validate, drift-check, ...)"]
+    lines += ["  - fleetflow local down                      stop local Azure, its clusters and this Prefect server"]
+    return lines

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from console.local_mode import save_local_blocks, temporary_prefect_server
+from console.local_mode import save_local_blocks
+from console.prefect_server import temporary_prefect_server
 from flows.staged_upgrade import staged_upgrade
 from tests.fleet_fixtures import paused_run_for
 
