@@ -13,8 +13,8 @@ from console.local_mode import local_home
 from console.prefect_server import ensure_running, healthy, running
 
 
-def test_the_server_is_started_once_kept_running_shown_and_stopped_by_local_down(tmp_path: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_server_is_started_once_kept_running_shown_and_stopped_by_local_down(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state_dir = tmp_path / "local"
     home = local_home(state_dir)
     monkeypatch.setenv("FLEETFLOW_PREFECT_PORT", "0")  # any free port: tests must not take the user's 4280
