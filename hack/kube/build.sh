@@ -12,7 +12,13 @@ mkdir -p "$tools"
 # Never fetch another Go toolchain; the pinned modules declare go 1.26.0.
 export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -trimpath -buildvcs=false" CGO_ENABLED=0
 
-log() { printf '[tools] %s\n' "$*" >&2; }
+# Progress goes to the terminal (fd 3); the Go tool's own output (module downloads, compiler messages)
+# goes to build.log, which a failure names.
+exec 3>&2
+build_log="$tools/build.log"
+log() { printf '[tools] %s\n' "$*" >&3; }
+# Lines only the build log needs (a second run says nothing on the terminal).
+note() { printf '[tools] %s\n' "$*" >&2; }
 
 # The kube command's source (cmd/kube/*.go) is the same for every minor, but each minor is its own Go
 # module, so each module gets git-ignored copies of it. A copy is rewritten only when it differs, and one
@@ -57,7 +63,7 @@ go_build() {
 build_etcd() {
   local out="$tools/etcd-$ETCD_VERSION" hash
   hash="$(inputs_hash "$here/etcd" "$ETCD_VERSION")"
-  up_to_date "$out" etcd "$hash" && { log "etcd-$ETCD_VERSION up to date"; return; }
+  up_to_date "$out" etcd "$hash" && { note "etcd-$ETCD_VERSION up to date"; return; }
   go_build "$here/etcd" "$out" etcd go.etcd.io/etcd/server/v3 ""
   echo "$hash" >"$out/.stamp"
 }
@@ -66,7 +72,7 @@ build_kwok() {
   local module="$here/k8s-$KWOK_KUBE_MINOR" out="$tools/kwok-$KWOK_VERSION" hash
   hash="$(inputs_hash "$module" "$KWOK_VERSION")"
   if up_to_date "$out" kwok "$hash" && [[ -d "$out/stages" ]]; then
-    log "kwok-$KWOK_VERSION up to date"; return
+    note "kwok-$KWOK_VERSION up to date"; return
   fi
   go_build "$module" "$out" kwok sigs.k8s.io/kwok/cmd/kwok \
     "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
@@ -85,7 +91,7 @@ build_kwok() {
 build_helm() {
   local module="$here/k8s-$HELM_KUBE_MINOR" out="$tools/helm-$HELM_VERSION" hash
   hash="$(inputs_hash "$module" "$HELM_VERSION")"
-  up_to_date "$out" helm "$hash" && { log "helm-$HELM_VERSION up to date"; return; }
+  up_to_date "$out" helm "$hash" && { note "helm-$HELM_VERSION up to date"; return; }
   go_build "$module" "$out" helm helm.sh/helm/v3/cmd/helm \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   echo "$hash" >"$out/.stamp"
@@ -111,7 +117,7 @@ build_kube() {
   [[ -d "$module" ]] || { log "no module $module for $version (run gen-modules.sh)"; return 1; }
   hash="$(inputs_hash "$module" "$version")"
   if up_to_date "$out" kube "$hash"; then
-    log "kube-$version up to date"
+    note "kube-$version up to date"
   else
     go_build "$module" "$out" kube . "$(kube_ldflags "$version")"
     echo "$hash" >"$out/.stamp"
@@ -134,13 +140,58 @@ if [[ ${#components[@]} -eq 0 ]]; then
   for version in $KUBE_VERSIONS; do components+=("kube-$version"); done
   components+=(helm)
 fi
+
+# component_inputs <component>: "<module dir> <output dir> <binary> <version>", as its build function hashes them.
+component_inputs() {
+  case "$1" in
+    etcd) echo "$here/etcd $tools/etcd-$ETCD_VERSION etcd $ETCD_VERSION" ;;
+    kwok) echo "$here/k8s-$KWOK_KUBE_MINOR $tools/kwok-$KWOK_VERSION kwok $KWOK_VERSION" ;;
+    helm) echo "$here/k8s-$HELM_KUBE_MINOR $tools/helm-$HELM_VERSION helm $HELM_VERSION" ;;
+    kube-v*) local version="${1#kube-}"; echo "$here/k8s-${version%.*} $tools/kube-$version kube $version" ;;
+    *) echo "" ;;
+  esac
+}
+# Minutes a cold build of each component takes on two cores (measured; see docs/benchmarks.md).
+estimate_minutes() { case "$1" in etcd) echo 1 ;; kwok) echo 2 ;; helm) echo 1 ;; kube-v*) echo 8 ;; *) echo 1 ;; esac; }
+
+current="(finding what to build)"
+on_failure() {
+  log "building $current failed after $((SECONDS - started))s; its output is in $build_log (last lines below)"
+  tail -n 15 "$build_log" >&3 || true
+  log "retry only this step: hack/kube/build.sh $current   (make tools retries everything not yet built)"
+}
+# On exit with an error (set -e), once, in this shell only: subshells do not inherit the trap.
+trap 'status=$?; if [[ $status -ne 0 && $status -ne 2 ]]; then on_failure; fi' EXIT
+
+pending=() minutes=0
 for component in "${components[@]}"; do
+  read -r module out binary version <<<"$(component_inputs "$component")"
+  if [[ -z "$module" ]]; then log "unknown component $component"; exit 2; fi
+  if ! up_to_date "$out" "$binary" "$(inputs_hash "$module" "$version")"; then
+    pending+=("$component"); minutes=$((minutes + $(estimate_minutes "$component")))
+  fi
+done
+if [[ ${#pending[@]} -gt 0 ]]; then
+  log "first build: ${pending[*]} from source, once (about $minutes min on 2 cores; later runs take a second)"
+  log "the Go tool's output goes to $build_log"
+fi
+
+
+done_count=0
+for component in "${components[@]}"; do
+  current="$component"
+  if [[ " ${pending[*]} " == *" $component "* ]]; then
+    done_count=$((done_count + 1))
+    left=0
+    for later in "${pending[@]:done_count}"; do left=$((left + $(estimate_minutes "$later"))); done
+    log "[$done_count/${#pending[@]}] $component (elapsed $(((SECONDS - started) / 60))m$(((SECONDS - started) % 60))s; about $((left + $(estimate_minutes "$component"))) min left)"
+  fi
   case "$component" in
-    etcd) build_etcd ;;
-    kwok) build_kwok ;;
-    helm) build_helm ;;
-    kube-v*) build_kube "${component#kube-}" ;;
-    *) log "unknown component $component"; exit 2 ;;
+    etcd) build_etcd 2>>"$build_log" ;;
+    kwok) build_kwok 2>>"$build_log" ;;
+    helm) build_helm 2>>"$build_log" ;;
+    kube-v*) build_kube "${component#kube-}" 2>>"$build_log" ;;
   esac
 done
-log "tools ready in $tools ($((SECONDS - started))s)"
+trap - EXIT
+if [[ ${#pending[@]} -gt 0 ]]; then log "tools ready in $tools ($((SECONDS - started))s)"; fi
