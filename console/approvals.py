@@ -14,6 +14,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, Flo
 from prefect.client.schemas.objects import FlowRun
 from prefect.flow_runs import resume_flow_run
 
+from tasks.update_runs import UPDATE_RUN_TAG
+
 
 class ApprovalError(RuntimeError):
     """The flow run cannot be answered: not found, ambiguous, or not waiting for an approval."""
@@ -54,7 +56,6 @@ def find_flow_run(reference: str) -> FlowRun:
     return runs[0]
 
 
-UPDATE_RUN_TAG = "update-run:"  # flows.staged_upgrade.UPDATE_RUN_TAG
 
 
 def _require_live_follower(run: FlowRun) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run, resume_flow_run
@@ -18,12 +17,17 @@ from pydantic import Field
 
 from tasks import update_runs
 from tasks.artifacts import artifact_key, publish_markdown, publish_table
-from tasks.clients import AzureClients, load_azure_clients
 from tasks.fleet_source import resolve_fleet_spec
-from tasks.fleets import fleet_id
-from tasks.retry import azure_call, azure_task
 from tasks.spec import FleetSpec, NodeImageSelection, StageSpec, UpgradeType
-from tasks.update_runs import PendingGate, RunView, UpgradeRequest
+from tasks.staged_upgrade import (
+    attach_or_start_run,
+    complete_gate,
+    ensure_update_strategy,
+    follow_run,
+    read_cluster_versions,
+    stop_update_run,
+)
+from tasks.update_runs import UPDATE_RUN_TAG, PendingGate, UpgradeRequest
 
 TIMEOUT_APPROVER = "fleetflow-approval-timeout"
 PAUSE_SAFETY_MARGIN_SECONDS = 600
@@ -44,105 +48,6 @@ class UpgradeNotApproved(RuntimeError):
 
 class UpdateRunFailed(RuntimeError):
     """The update run ended without completing."""
-
-
-def _fleet_id(clients: AzureClients, spec: FleetSpec, child: str = "") -> str:
-    return fleet_id(clients.subscription_id, spec) + child
-
-
-@azure_task(name="ensure-update-strategy")
-def ensure_update_strategy(spec: FleetSpec, stages: list[StageSpec], credentials: str) -> str:
-    """Create or update the fleet's update strategy from the spec; returns its resource id."""
-    logger = get_run_logger()
-    clients = load_azure_clients(credentials)
-    strategy = update_runs.desired_strategy(stages, spec.update_strategy.approval_between_stages)
-    with azure_call("create or update update strategy",
-                    _fleet_id(clients, spec, f"/updateStrategies/{spec.update_strategy.name}")):
-        strategy_id, changed = update_runs.ensure_strategy(clients, spec.resource_group_name, spec.name,
-                                                           spec.update_strategy.name, strategy)
-    logger.info("update strategy %s %s", strategy_id, "created or updated" if changed else "unchanged")
-    return strategy_id
-
-
-@azure_task(name="attach-or-start-update-run")
-def attach_or_start_run(spec: FleetSpec, request: UpgradeRequest, stages: list[StageSpec], strategy_id: str,
-                        credentials: str) -> str:
-    """Attach to this request's update run if one is in progress, else create and start a new one."""
-    logger = get_run_logger()
-    clients = load_azure_clients(credentials)
-    group, fleet = spec.resource_group_name, spec.name
-    prefix = update_runs.run_name_prefix(fleet, request, stages)
-    with azure_call("find update run", _fleet_id(clients, spec, f"/updateRuns/{prefix}-*")):
-        active, names = update_runs.find_active_run(clients, group, fleet, prefix)
-    if active is not None:
-        view = update_runs.view_run(active)
-        logger.info("attaching to update run %s already in state %s", view.name, view.state)
-        if view.state == "NotStarted":
-            with azure_call("start update run", _fleet_id(clients, spec, f"/updateRuns/{view.name}")):
-                update_runs.start_run(clients, group, fleet, view.name)
-        return view.name
-    name = update_runs.next_run_name(prefix, names)
-    # A retry after a crash between create and start finds the run NotStarted above and starts it.
-    with azure_call("create and start update run", _fleet_id(clients, spec, f"/updateRuns/{name}")):
-        update_runs.create_run(clients, group, fleet, name, strategy_id, request)
-        update_runs.start_run(clients, group, fleet, name)
-    logger.info("started update run %s (%s %s)", name, request.upgrade_type,
-                request.kubernetes_version or request.node_image_selection)
-    return name
-
-
-@azure_task(name="read-cluster-versions")
-def read_cluster_versions(spec: FleetSpec, credentials: str) -> dict[str, str]:
-    """Kubernetes and node-image versions of the fleet's clusters."""
-    return update_runs.cluster_versions(load_azure_clients(credentials), spec)
-
-
-@azure_task(name="follow-update-run")
-def follow_run(spec: FleetSpec, run_name: str, progress_artifact_id: UUID, versions_before: dict[str, str],
-               poll_seconds: float, credentials: str) -> RunView:
-    """Poll the run until it waits at a gate or ends, keeping the progress and member artifacts current."""
-    logger = get_run_logger()
-    clients = load_azure_clients(credentials)
-    run_id = _fleet_id(clients, spec, f"/updateRuns/{run_name}")
-    last_states: dict[str, str] = {}
-    last_progress = -1.0
-    while True:
-        with azure_call("read update run", run_id):
-            view = update_runs.view_run(update_runs.read_run(clients, spec.resource_group_name, spec.name, run_name))
-        states = {member.member: member.state for member in view.members}
-        if states != last_states:
-            for member, state in states.items():
-                if last_states.get(member) != state:
-                    logger.info("member %s: %s", member, state)
-            versions_now = update_runs.cluster_versions(clients, spec)
-            publish_table(f"upgrade-members-{spec.name}", update_runs.member_rows(view, versions_before, versions_now),
-                          f"Members of update run {run_name}")
-            last_states = states
-        if view.progress_percent != last_progress:
-            update_progress_artifact(progress_artifact_id, view.progress_percent)
-            last_progress = view.progress_percent
-        if view.is_terminal or view.pending_gate is not None:
-            return view
-        time.sleep(poll_seconds)
-
-
-@azure_task(name="complete-approval-gate")
-def complete_gate(spec: FleetSpec, gate: PendingGate, credentials: str) -> None:
-    """Complete the Fleet approval gate so the next stage starts."""
-    clients = load_azure_clients(credentials)
-    with azure_call("complete approval gate", gate.gate_id):
-        update_runs.complete_gate(clients, spec.resource_group_name, spec.name, gate.gate_name)
-
-
-@azure_task(name="stop-update-run")
-def stop_update_run(spec: FleetSpec, run_name: str, credentials: str) -> None:
-    """Stop the update run so no further member is upgraded."""
-    clients = load_azure_clients(credentials)
-    with azure_call("stop update run", _fleet_id(clients, spec, f"/updateRuns/{run_name}")):
-        update_runs.stop_run(clients, spec.resource_group_name, spec.name, run_name)
-
-
-UPDATE_RUN_TAG = "update-run:"
 
 
 def update_run_tag(spec: FleetSpec, run_name: str) -> str:

@@ -165,10 +165,10 @@ def _wait_for_terminal(clients: AzureClients, spec: FleetSpec, cluster: ClusterS
 
 
 @azure_task(task_run_name="ensure-cluster-{cluster.region}")
-def ensure_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials: str) -> Outcome:
+def ensure_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> Outcome:
     """Create a region's AKS cluster, finish or repair one left Creating/Failed, or update drift from the spec."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     resource_id = cluster_id(clients.subscription_id, spec, cluster)
     managed = read_cluster(clients, spec, cluster)
     if managed is not None and not is_terminal(cluster_state(managed)):
@@ -213,10 +213,10 @@ def ensure_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials: str) -> O
 
 
 @azure_task(task_run_name="delete-cluster-{cluster.region}")
-def delete_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials: str) -> Outcome:
+def delete_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> Outcome:
     """Delete a region's cluster if this fleet owns it; an absent cluster is already done."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     resource_id = cluster_id(clients.subscription_id, spec, cluster)
     managed = read_cluster(clients, spec, cluster)
     if managed is None:

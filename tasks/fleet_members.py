@@ -57,10 +57,10 @@ def _wait_for_terminal(clients: AzureClients, spec: FleetSpec, name: str, region
 
 
 @azure_task(task_run_name="ensure-member-{cluster.region}")
-def ensure_member(spec: FleetSpec, cluster: ClusterSpec, credentials: str) -> Outcome:
+def ensure_member(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> Outcome:
     """Join a region's cluster to the fleet in its update group, or move an existing member to the right group."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     resource_id = member_id(clients.subscription_id, spec, cluster.member_name)
     target = cluster_id(clients.subscription_id, spec, cluster)
     member = read_member(clients, spec, cluster.member_name, cluster.region)
@@ -96,18 +96,18 @@ def ensure_member(spec: FleetSpec, cluster: ClusterSpec, credentials: str) -> Ou
 
 
 @azure_task(task_run_name="find-unlisted-members")
-def unlisted_members(spec: FleetSpec, credentials: str) -> list[str]:
+def unlisted_members(spec: FleetSpec, credentials_block: str) -> list[str]:
     """Names of fleet members the spec does not list."""
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     wanted = {cluster.member_name for cluster in spec.clusters()}
     return sorted(str(member.name) for member in list_members(clients, spec) if member.name not in wanted)
 
 
 @azure_task(task_run_name="delete-member-{member_name}")
-def delete_member(spec: FleetSpec, member_name: str, credentials: str) -> Outcome:
+def delete_member(spec: FleetSpec, member_name: str, credentials_block: str) -> Outcome:
     """Remove a member from the fleet (the cluster stays); an absent member is already done."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     resource_id = member_id(clients.subscription_id, spec, member_name)
     try:
         member = read_member(clients, spec, member_name)
@@ -127,9 +127,9 @@ def delete_member(spec: FleetSpec, member_name: str, credentials: str) -> Outcom
 
 
 @azure_task(task_run_name="find-members-to-remove")
-def owned_fleet_members(spec: FleetSpec, credentials: str) -> list[str]:
+def owned_fleet_members(spec: FleetSpec, credentials_block: str) -> list[str]:
     """Names of every member of the fleet when this fleet spec owns the fleet (empty if absent or not owned)."""
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     fleet = read_fleet(clients, spec)
     if fleet is None or not is_owned(fleet.tags, spec):
         return []

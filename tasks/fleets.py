@@ -54,10 +54,10 @@ def _wait_for_terminal(clients: AzureClients, spec: FleetSpec) -> Any | None:
 
 
 @azure_task(task_run_name="ensure-fleet")
-def ensure_fleet(spec: FleetSpec, credentials: str) -> Outcome:
+def ensure_fleet(spec: FleetSpec, credentials_block: str) -> Outcome:
     """Create the hubless Fleet Manager, repair a failed one, or confirm the existing one matches the spec."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     resource_id = fleet_id(clients.subscription_id, spec)
     fleet = read_fleet(clients, spec)
     if fleet is not None and not is_terminal(fleet_state(fleet)):
@@ -83,10 +83,10 @@ def ensure_fleet(spec: FleetSpec, credentials: str) -> Outcome:
 
 
 @azure_task(task_run_name="delete-fleet")
-def delete_fleet(spec: FleetSpec, credentials: str) -> Outcome:
+def delete_fleet(spec: FleetSpec, credentials_block: str) -> Outcome:
     """Delete the fleet if this fleet spec owns it; an absent fleet is already done."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     resource_id = fleet_id(clients.subscription_id, spec)
     fleet = read_fleet(clients, spec)
     if fleet is None:

@@ -110,19 +110,19 @@ def grant_role(clients: AzureClients, *, scope: str, principal_id: str, role: st
 
 
 @azure_task(task_run_name="ensure-operator-role")
-def ensure_operator_role(spec: FleetSpec, credentials: str) -> Outcome:
+def ensure_operator_role(spec: FleetSpec, credentials_block: str) -> Outcome:
     """Give the service operator's principal Contributor on the fleet's resource group (not the subscription)."""
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     return grant_role(clients, scope=group_id(clients.subscription_id, spec),
                       principal_id=service_operator_object_id(spec), role=CONTRIBUTOR_ROLE, region=spec.location,
                       what="the service operator")
 
 
 @azure_task(task_run_name="delete-operator-role")
-def delete_operator_role(spec: FleetSpec, credentials: str) -> Outcome:
+def delete_operator_role(spec: FleetSpec, credentials_block: str) -> Outcome:
     """Delete the role assignment fleetflow made (found by its deterministic name); absent is done."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     scope, _, _, name, resource_id = operator_assignment(spec, clients.subscription_id)
     with azure_call("delete role assignment", resource_id, spec.location):
         try:

@@ -21,10 +21,10 @@ def group_id(subscription_id: str, spec: FleetSpec) -> str:
 
 
 @azure_task(task_run_name="ensure-resource-group")
-def ensure_resource_group(spec: FleetSpec, credentials: str) -> Outcome:
+def ensure_resource_group(spec: FleetSpec, credentials_block: str) -> Outcome:
     """Create the resource group tagged as owned by the fleet, or confirm the existing one matches the spec."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     name = spec.resource_group_name
     resource_id = group_id(clients.subscription_id, spec)
     desired_tags = spec.ownership_tags
@@ -58,9 +58,9 @@ def _group_state(group: Any) -> str | None:
     return group.properties.provisioning_state if group.properties else None
 
 
-def _typed_resources(spec: FleetSpec, credentials: str) -> list[tuple[str, dict[str, str] | None]]:
+def _typed_resources(spec: FleetSpec, credentials_block: str) -> list[tuple[str, dict[str, str] | None]]:
     """Clusters and fleets in the group, for endpoints that do not serve the generic resource listing."""
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     group = spec.resource_group_name
     found: list[tuple[str, dict[str, str] | None]] = []
     for cluster in clients.containerservice.managed_clusters.list_by_resource_group(group):
@@ -70,9 +70,9 @@ def _typed_resources(spec: FleetSpec, credentials: str) -> list[tuple[str, dict[
     return found
 
 
-def foreign_resources(spec: FleetSpec, credentials: str) -> list[str]:
+def foreign_resources(spec: FleetSpec, credentials_block: str) -> list[str]:
     """Ids of resources in the fleet's group that are not tagged as owned by the fleet (empty if the group is gone)."""
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     resource_id = group_id(clients.subscription_id, spec)
     with azure_call("list resources in resource group", resource_id, spec.location):
         try:
@@ -82,15 +82,15 @@ def foreign_resources(spec: FleetSpec, credentials: str) -> list[str]:
             if getattr(error.error, "code", None) == "ResourceGroupNotFound":
                 return []
             # The generic listing is not served (local Azure); list the kinds fleetflow creates instead.
-            listed = _typed_resources(spec, credentials)
+            listed = _typed_resources(spec, credentials_block)
     return sorted(item_id for item_id, tags in listed if not is_owned(tags, spec))
 
 
 @azure_task(task_run_name="delete-resource-group")
-def delete_resource_group(spec: FleetSpec, credentials: str, force: bool = False) -> Outcome:
+def delete_resource_group(spec: FleetSpec, credentials_block: str, force: bool = False) -> Outcome:
     """Delete the fleet's resource group if this fleet owns it and it holds nothing else (unless force)."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     name = spec.resource_group_name
     resource_id = group_id(clients.subscription_id, spec)
     with azure_call("read resource group", resource_id, spec.location):
@@ -102,7 +102,7 @@ def delete_resource_group(spec: FleetSpec, credentials: str, force: bool = False
     if not is_owned(group.tags, spec):
         logger.warning("resource group %s is not tagged as owned by fleet %s; kept", name, spec.name)
         return outcome(resource_id, KIND, "kept", "not owned by this fleet")
-    others = foreign_resources(spec, credentials)
+    others = foreign_resources(spec, credentials_block)
     if others and not force:
         listing = ", ".join(others)
         logger.warning("resource group %s kept: it holds %d resource(s) fleetflow does not own: %s "

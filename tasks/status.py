@@ -15,9 +15,9 @@ from tasks.spec import FleetSpec
 StatusRow = dict[str, str]
 
 
-def fleet_status_rows(spec: FleetSpec, credentials: str) -> list[StatusRow]:
+def fleet_status_rows(spec: FleetSpec, credentials_block: str) -> list[StatusRow]:
     """One row per region: cluster, Kubernetes version, update group and provisioning states, read from Azure."""
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     members = {str(member.name): member for member in list_members(clients, spec)}
     managed_clusters = {str(managed.name).lower(): managed for managed in list_clusters(clients, spec)}
     rows = []
@@ -37,10 +37,10 @@ def fleet_status_rows(spec: FleetSpec, credentials: str) -> list[StatusRow]:
 
 
 @azure_task(task_run_name="publish-fleet-status-{stage}")
-def publish_fleet_status(spec: FleetSpec, credentials: str, stage: str) -> list[StatusRow]:
+def publish_fleet_status(spec: FleetSpec, credentials_block: str, stage: str) -> list[StatusRow]:
     """Publish the fleet status table (artifact key fleet-status-<fleet>) after a lifecycle stage; returns the rows."""
-    clients = load_azure_clients(credentials)
-    rows = fleet_status_rows(spec, credentials)
+    clients = load_azure_clients(credentials_block)
+    rows = fleet_status_rows(spec, credentials_block)
     fleet = read_fleet(clients, spec)
     description = (f"Fleet {spec.name} after {stage}: fleet {fleet_state(fleet) or 'absent'}, "
                    f"resource group {spec.resource_group_name}")

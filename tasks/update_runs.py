@@ -17,11 +17,14 @@ from pydantic import BaseModel, Field, model_validator
 
 from tasks.aks import cluster_version, list_clusters
 from tasks.clients import AzureClients
+from tasks.retry import azure_call
 from tasks.spec import FleetSpec, NodeImageSelection, StageSpec, UpgradeType, parse_kubernetes_version
 
 ACTIVE_STATES = frozenset({"NotStarted", "Running", "Stopping", "Pending"})
 TERMINAL_STATES = frozenset({"Completed", "Failed", "Stopped", "Skipped"})
 APPROVAL_GATE_PREFIX = "Approve stage"
+# Tag of the flow run following an update run: `update-run:<group>/<fleet>/<run>` (`fleetflow approve` finds it).
+UPDATE_RUN_TAG = "update-run:"
 
 
 class UpgradeRequest(BaseModel):
@@ -243,31 +246,46 @@ def stage_report(view: RunView, stage: str | None, versions_before: dict[str, st
     return "\n".join(lines)
 
 
-# --- calls ---------------------------------------------------------------------------------------
+# --- calls (each wrapped with azure_call, so a failure names the operation and the resource) -------------
+
+
+def fleet_resource_id(clients: AzureClients, resource_group: str, fleet: str, child: str = "") -> str:
+    """Id of a fleet (or of `child`, e.g. `/updateRuns/<name>`, below it)."""
+    return (f"/subscriptions/{clients.subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.ContainerService/fleets/{fleet}{child}")
 
 
 def ensure_strategy(clients: AzureClients, resource_group: str, fleet: str, name: str,
                     strategy: fleet_models.UpdateRunStrategy) -> tuple[str, bool]:
     """Create or update the fleet's update strategy; returns its id and whether it changed."""
     operations = clients.fleet.fleet_update_strategies
-    try:
-        existing = operations.get(resource_group, fleet, name)
-        if strategy_fingerprint(existing.properties.strategy if existing.properties else None) == \
-                strategy_fingerprint(strategy):
-            return str(existing.id), False
-    except ResourceNotFoundError:
-        pass
-    resource = fleet_models.FleetUpdateStrategy(
-        properties=fleet_models.FleetUpdateStrategyProperties(strategy=strategy))
-    created = operations.begin_create_or_update(resource_group, fleet, name, resource).result()
+    with azure_call("create or update update strategy",
+                    fleet_resource_id(clients, resource_group, fleet, f"/updateStrategies/{name}")):
+        try:
+            existing = operations.get(resource_group, fleet, name)
+            if strategy_fingerprint(existing.properties.strategy if existing.properties else None) == \
+                    strategy_fingerprint(strategy):
+                return str(existing.id), False
+        except ResourceNotFoundError:
+            pass
+        resource = fleet_models.FleetUpdateStrategy(
+            properties=fleet_models.FleetUpdateStrategyProperties(strategy=strategy))
+        created = operations.begin_create_or_update(resource_group, fleet, name, resource).result()
     return str(created.id), True
+
+
+def list_runs(clients: AzureClients, resource_group: str, fleet: str) -> list[fleet_models.UpdateRun]:
+    """Every update run of the fleet."""
+    with azure_call("list update runs", fleet_resource_id(clients, resource_group, fleet, "/updateRuns")):
+        return list(clients.fleet.update_runs.list_by_fleet(resource_group, fleet))
 
 
 def find_active_run(clients: AzureClients, resource_group: str, fleet: str,
                     prefix: str) -> tuple[fleet_models.UpdateRun | None, list[str]]:
     """The run of this request still in progress (if any) and the names of all its runs."""
-    runs = [run for run in clients.fleet.update_runs.list_by_fleet(resource_group, fleet)
-            if str(run.name).startswith(prefix + "-")]
+    with azure_call("find update run", fleet_resource_id(clients, resource_group, fleet, f"/updateRuns/{prefix}-*")):
+        runs = [run for run in clients.fleet.update_runs.list_by_fleet(resource_group, fleet)
+                if str(run.name).startswith(prefix + "-")]
     names = [str(run.name) for run in runs]
     for run in sorted(runs, key=lambda item: str(item.name), reverse=True):
         if view_run(run).state in ACTIVE_STATES:
@@ -287,28 +305,33 @@ def create_run(clients: AzureClients, resource_group: str, fleet: str, name: str
             node_image_selection=fleet_models.NodeImageSelection(type=request.node_image_selection),
         ),
     ))
-    return clients.fleet.update_runs.begin_create_or_update(resource_group, fleet, name, resource).result()
+    with azure_call("create update run", fleet_resource_id(clients, resource_group, fleet, f"/updateRuns/{name}")):
+        return clients.fleet.update_runs.begin_create_or_update(resource_group, fleet, name, resource).result()
 
 
 def start_run(clients: AzureClients, resource_group: str, fleet: str, name: str) -> None:
     """Start an update run that has not started."""
-    clients.fleet.update_runs.begin_start(resource_group, fleet, name).result()
+    with azure_call("start update run", fleet_resource_id(clients, resource_group, fleet, f"/updateRuns/{name}")):
+        clients.fleet.update_runs.begin_start(resource_group, fleet, name).result()
 
 
 def stop_run(clients: AzureClients, resource_group: str, fleet: str, name: str) -> None:
     """Stop an update run (no further member is upgraded)."""
-    clients.fleet.update_runs.begin_stop(resource_group, fleet, name).result()
+    with azure_call("stop update run", fleet_resource_id(clients, resource_group, fleet, f"/updateRuns/{name}")):
+        clients.fleet.update_runs.begin_stop(resource_group, fleet, name).result()
 
 
 def read_run(clients: AzureClients, resource_group: str, fleet: str, name: str) -> fleet_models.UpdateRun:
     """Read an update run."""
-    return clients.fleet.update_runs.get(resource_group, fleet, name)
+    with azure_call("read update run", fleet_resource_id(clients, resource_group, fleet, f"/updateRuns/{name}")):
+        return clients.fleet.update_runs.get(resource_group, fleet, name)
 
 
 def complete_gate(clients: AzureClients, resource_group: str, fleet: str, gate_name: str) -> None:
     """Mark an approval gate Completed so the update run moves on."""
     patch = fleet_models.GatePatch(properties=fleet_models.GatePatchProperties(state="Completed"))
-    clients.fleet.gates.begin_update(resource_group, fleet, gate_name, patch).result()
+    with azure_call("complete approval gate", fleet_resource_id(clients, resource_group, fleet, f"/gates/{gate_name}")):
+        clients.fleet.gates.begin_update(resource_group, fleet, gate_name, patch).result()
 
 
 def cluster_versions(clients: AzureClients, spec: FleetSpec) -> dict[str, str]:

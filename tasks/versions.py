@@ -152,11 +152,11 @@ def check_against_azure(spec: FleetSpec, source: str, found: tuple[dict[str, str
 
 
 @azure_task(task_run_name="check-kubernetes-versions")
-def check_kubernetes_versions(spec: FleetSpec, credentials: str) -> dict[str, list[str]]:
+def check_kubernetes_versions(spec: FleetSpec, credentials_block: str) -> dict[str, list[str]]:
     """Every region's Kubernetes version must be one AKS offers there; fails (not retried) before anything is
     created otherwise, listing what each region offers."""
     logger = get_run_logger()
-    clients = load_azure_clients(credentials)
+    clients = load_azure_clients(credentials_block)
     offered: dict[str, list[str]] = {}
     for region in sorted({cluster.region for cluster in spec.clusters()}):
         with azure_call("list Kubernetes versions", locations_path(clients.subscription_id, region), region):
