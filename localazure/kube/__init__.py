@@ -5,7 +5,7 @@ from localazure.kube.cluster import LocalCluster
 from localazure.kube.errors import ClusterNotFoundError, DrainTimeoutError, LocalClusterError
 from localazure.kube.sizes import UnknownVmSizeError, node_resources, vm_size
 from localazure.kube.state import NodePool
-from localazure.kube.tools import ToolsMissingError, available_versions, helm_binary, kubectl_binary, tools_dir
+from localazure.kube.tools import ToolsMissingError, available_versions, helm_binary, tools_dir
 
 __all__ = [
     "ClusterNotFoundError",
@@ -17,7 +17,6 @@ __all__ = [
     "UnknownVmSizeError",
     "available_versions",
     "helm_binary",
-    "kubectl_binary",
     "node_resources",
     "tools_dir",
     "vm_size",

@@ -105,13 +105,3 @@ def _has_control_plane_mode(kube: str, mtime_ns: int, size: int) -> bool:
 def helm_binary() -> Path:
     """Return the built helm 3 binary (pyhelm3 needs one)."""
     return _newest("helm-", "helm")
-
-
-def kubectl_binary(kubernetes_version: str | None = None) -> Path:
-    """Return a built kubectl, of the given version or the newest."""
-    if kubernetes_version:
-        path = tools_dir() / f"kubectl-{kubernetes_version}" / "kubectl"
-        if not os.access(path, os.X_OK):
-            raise ToolsMissingError(f"kubectl {kubernetes_version} is not built under {tools_dir()}")
-        return path
-    return _newest("kubectl-", "kubectl")
