@@ -216,7 +216,29 @@ def run_demo(state_dir: Path | None, fleet: str = "fleet.yaml", keep: bool = Fal
             return 0
         print(f"lifecycle {state.type.value.lower()}: {state.message}; details in flow run "
               f"{state.state_details.flow_run_id} at {ui}/runs", file=sys.stderr)
+        step = failed_step(state.state_details.flow_run_id)
+        if step in FLOWS:
+            print(f"the step that failed: {step}; its logs are in that flow run. Once fixed, retry only it with "
+                  f"`fleetflow local run {step}` (the fleet was kept: teardown did not run), then `fleetflow local "
+                  "demo` for the rest", file=sys.stderr)
         return 1
+
+
+def failed_step(lifecycle_run_id: object) -> str | None:
+    """The name of the lifecycle's sub-flow that failed (provision, bootstrap-aso, ...), if any."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    try:
+        with get_client(sync_client=True) as client:
+            children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[lifecycle_run_id])))
+            for run in children:
+                if run.state is not None and (run.state.is_failed() or run.state.is_crashed()):
+                    return str(client.read_flow(run.flow_id).name)
+    except Exception:  # the message above already points at the run; this is a hint only
+        return None
+    return None
 
 
 FLOWS = {
