@@ -7,7 +7,7 @@ from typing import TypedDict
 
 from kubernetes import client as kube_client
 from kubernetes.dynamic import DynamicClient
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 
 from blocks.git import GitCredentials
 from tasks.aks import admin_kubeconfig, has_no_kubernetes, read_cluster
@@ -59,14 +59,14 @@ def git_source(spec: FleetSpec) -> GitSource:
     return GitSource(spec.gitops.repository, credentials.username, credentials.token.get_secret_value())
 
 
-@task(task_run_name="resolve-git-ref", retries=3, retry_delay_seconds=5)
+@azure_task(task_run_name="resolve-git-ref")
 def resolve_commit(spec: FleetSpec) -> str:
     """The commit gitops.ref names now (resolved once per run, so every cluster gets the same one)."""
     assert spec.gitops is not None
     return resolve_ref(git_source(spec), spec.gitops.ref)
 
 
-@task(task_run_name="read-git-tree-{commit:.12}", retries=3, retry_delay_seconds=5)
+@azure_task(task_run_name="read-git-tree-{commit:.12}")
 def read_tree(spec: FleetSpec, commit: str) -> dict[str, bytes]:
     """The files under gitops.path at `commit`."""
     assert spec.gitops is not None
