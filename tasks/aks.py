@@ -233,9 +233,16 @@ def delete_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str
     return outcome(resource_id, KIND, "deleted", region=cluster.region)
 
 
-def has_no_kubernetes(error: Exception) -> bool:
-    """Whether an error is local Azure saying the cluster runs without a Kubernetes API server (ARM-only mode)."""
-    return isinstance(error, AzureOperationError) and error.code == NO_KUBERNETES_CODE
+def served_kubeconfig(clients: AzureClients, spec: FleetSpec, cluster: ClusterSpec, purpose: str) -> str | None:
+    """The admin kubeconfig, or None (logged) for a cluster local Azure serves without a Kubernetes API server
+    (ARM-only mode: never the case in Azure), which `purpose` then skips."""
+    try:
+        return admin_kubeconfig(clients, spec, cluster)
+    except AzureOperationError as error:
+        if error.code != NO_KUBERNETES_CODE:
+            raise
+        get_run_logger().warning("%s skipped %s: %s", purpose, cluster.name, error.azure_message)
+        return None
 
 
 def admin_kubeconfig(clients: AzureClients, spec: FleetSpec, cluster: ClusterSpec) -> str:

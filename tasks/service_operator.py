@@ -14,7 +14,7 @@ from kubernetes.client.rest import ApiException
 from prefect import get_run_logger
 
 from blocks.azure import AzureServicePrincipal
-from tasks.aks import admin_kubeconfig, has_no_kubernetes
+from tasks.aks import served_kubeconfig
 from tasks.charts import chart_mirror, resolve_chart
 from tasks.clients import kubernetes_api_client, load_azure_clients
 from tasks.helm import ReleaseOutcome, ensure_release
@@ -28,7 +28,7 @@ from tasks.kube_objects import (
     wait_deployments_available,
     wait_for,
 )
-from tasks.retry import AzureOperationError, azure_task
+from tasks.retry import azure_task
 from tasks.spec import ClusterSpec, FleetSpec, crd_pattern_items
 
 SETTINGS_SECRET = "aso-controller-settings"
@@ -101,12 +101,8 @@ def bootstrap_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: 
     logger = get_run_logger()
     operator = spec.service_operator
     principal: AzureServicePrincipal = AzureServicePrincipal.load(operator.credentials_block)  # type: ignore[assignment]
-    try:
-        kubeconfig = admin_kubeconfig(load_azure_clients(credentials_block), spec, cluster)
-    except AzureOperationError as error:
-        if not has_no_kubernetes(error):
-            raise
-        logger.warning("bootstrap-aso skipped %s: %s", cluster.name, error.azure_message)
+    kubeconfig = served_kubeconfig(load_azure_clients(credentials_block), spec, cluster, "bootstrap-aso")
+    if kubeconfig is None:
         skipped = "skipped (no Kubernetes API server)"
         return BootstrapRow(cluster=cluster.name, region=cluster.region, cert_manager=skipped,
                             service_operator=skipped, crd_pattern=operator.crd_pattern, crds_established="0",

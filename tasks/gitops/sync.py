@@ -10,7 +10,7 @@ from kubernetes.dynamic import DynamicClient
 from prefect import get_run_logger
 
 from blocks.git import GitCredentials
-from tasks.aks import admin_kubeconfig, has_no_kubernetes, read_cluster
+from tasks.aks import read_cluster, served_kubeconfig
 from tasks.clients import kubernetes_api_client, load_azure_clients
 from tasks.gitops.apply import (
     ApplyError,
@@ -109,15 +109,10 @@ def sync_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str, 
     clients = load_azure_clients(credentials_block)
     principal = clients.principal
     objects = render_for(spec, cluster, files, clients.subscription_id, principal.tenant_id)
-    try:
-        kubeconfig = admin_kubeconfig(clients, spec, cluster)
-    except AzureOperationError as error:
-        if not has_no_kubernetes(error):
-            raise
-        logger.warning("apply-resources skipped %s: %s", cluster.name, error.azure_message)
-        return [ObjectRow(cluster=cluster.name, object=item.namespace + "/" + item.name if item.namespace
-                          else item.name, kind=item.kind, state="Skipped", reason="no Kubernetes API server",
-                          commit=commit[:12]) for item in objects]
+    kubeconfig = served_kubeconfig(clients, spec, cluster, "apply-resources")
+    if kubeconfig is None:
+        return [ObjectRow(cluster=cluster.name, object=ObjectRef.of(item).display, kind=item.kind, state="Skipped",
+                          reason="no Kubernetes API server", commit=commit[:12]) for item in objects]
     timeout = spec.gitops.health_timeout_seconds
     short = commit[:12]
     with kubernetes_api_client(kubeconfig) as api, dynamic_client(api) as dynamic:
@@ -160,12 +155,8 @@ def check_cluster_drift(spec: FleetSpec, cluster: ClusterSpec, credentials_block
                                                                                              list[DriftRow]]:
     """The commit applied on a cluster and every field (in the cluster or in Azure) that no longer matches it."""
     clients = load_azure_clients(credentials_block)
-    try:
-        kubeconfig = admin_kubeconfig(clients, spec, cluster)
-    except AzureOperationError as error:
-        if not has_no_kubernetes(error):
-            raise
-        get_run_logger().warning("drift-check skipped %s: %s", cluster.name, error.azure_message)
+    kubeconfig = served_kubeconfig(clients, spec, cluster, "drift-check")
+    if kubeconfig is None:
         return None, []
     rows: list[DriftRow] = []
 
@@ -209,11 +200,13 @@ def remove_cluster_objects(spec: FleetSpec, cluster: ClusterSpec, credentials_bl
     if read_cluster(clients, spec, cluster) is None:
         return []
     try:
-        kubeconfig = admin_kubeconfig(clients, spec, cluster)
+        kubeconfig = served_kubeconfig(clients, spec, cluster, "removing Git-managed objects")
     except AzureOperationError as error:
-        if has_no_kubernetes(error) or error.status == 404:
+        if error.status == 404:  # the cluster went between the read and the credentials
             return []
         raise
+    if kubeconfig is None:
+        return []
     timeout = spec.gitops.health_timeout_seconds if spec.gitops else 900
     with kubernetes_api_client(kubeconfig) as api, dynamic_client(api) as dynamic:
         inventory = read_inventory(api, cluster.name)
