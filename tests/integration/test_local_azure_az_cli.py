@@ -114,6 +114,18 @@ def test_aks_through_az(az, fresh_name):
     credentials = az.run("aks", "get-credentials", "--resource-group", fresh_name, "--name", "aks1", "--file", "-",
                          check=False)
     assert credentials.returncode != 0 and "KubernetesNotAvailable" in credentials.stderr
+    shown = az.json("aks", "show", "--resource-group", fresh_name, "--name", "aks1")
+    assert shown["networkProfile"]["serviceCidr"] == "10.0.0.0/16" and shown["networkProfile"]["podCidr"]
+    added = az.json("aks", "nodepool", "add", "--resource-group", fresh_name, "--cluster-name", "aks1",
+                    "--name", "user1", "--node-count", "1")
+    assert added["provisioningState"] == "Succeeded" and added["mode"] == "User"
+    scaled = az.json("aks", "nodepool", "scale", "--resource-group", fresh_name, "--cluster-name", "aks1",
+                     "--name", "user1", "--node-count", "3")
+    assert scaled["count"] == 3
+    az.run("aks", "nodepool", "delete", "--resource-group", fresh_name, "--cluster-name", "aks1", "--name", "user1")
+    pools = az.json("aks", "nodepool", "list", "--resource-group", fresh_name, "--cluster-name", "aks1")
+    assert [p["name"] for p in pools] == ["nodepool1"]
+    az.json("aks", "update", "--resource-group", fresh_name, "--name", "aks1", "--tags", "fleet=updated")
     az.run("aks", "delete", "--resource-group", fresh_name, "--name", "aks1", "--yes")
     assert az.json("aks", "list", "--resource-group", fresh_name) == []
 

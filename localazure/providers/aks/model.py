@@ -15,6 +15,11 @@ POOL_TYPE = "Microsoft.ContainerService/managedClusters/agentPools"
 CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$")
 POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 DEFAULT_VM_SIZE = "Standard_DS2_v2"
+# What AKS fills in when a pool's upgradeSettings.maxSurge is not given (new clusters since 2024).
+DEFAULT_MAX_SURGE = "10%"
+SERVICE_CIDR = "10.0.0.0/16"
+DNS_SERVICE_IP = "10.0.0.10"
+POD_CIDR = "10.244.0.0/16"
 # Agent-pool fields AKS computes; values sent by a caller are replaced.
 POOL_COMPUTED = ("provisioningState", "currentOrchestratorVersion", "nodeImageVersion", "powerState")
 
@@ -99,6 +104,9 @@ def validate_pools(pools: Any) -> list[dict[str, Any]]:
         pool.setdefault("osSKU", "Ubuntu")
         pool.setdefault("type", "VirtualMachineScaleSets")
         pool.setdefault("maxPods", 110)
+        sent_settings = pool.get("upgradeSettings")
+        settings: dict[str, Any] = sent_settings if isinstance(sent_settings, dict) else {}
+        pool["upgradeSettings"] = {**settings, "maxSurge": settings.get("maxSurge") or DEFAULT_MAX_SURGE}
         result.append(pool)
     if not any(p["mode"] == "System" for p in result):
         raise invalid_parameter(prop, "At least one agent pool must have mode System.")
@@ -133,3 +141,37 @@ def agent_pool_body(cluster_id: str, profile: dict[str, Any]) -> dict[str, Any]:
     properties = {k: v for k, v in profile.items() if k != "name"}
     return {"id": f"{cluster_id}/agentPools/{profile['name']}", "name": profile["name"], "type": POOL_TYPE,
             "properties": properties}
+
+
+def network_profile(sent: Any, previous: dict[str, Any] | None, *, subscription_id: str,
+                    node_resource_group: str) -> dict[str, Any]:
+    """networkProfile with what AKS fills in: the plugin (kubenet unless sent), service CIDR 10.0.0.0/16 and DNS
+    service IP 10.0.0.10, a pod CIDR for kubenet and Azure CNI overlay, IPv4, a standard load balancer with one
+    managed outbound IP (its effective id under the node resource group) and outbound type loadBalancer.
+    Values sent win; an update keeps what it does not send."""
+    profile: dict[str, Any] = copy.deepcopy(previous or {})
+    if isinstance(sent, dict):
+        profile.update(copy.deepcopy(sent))
+    profile.setdefault("networkPlugin", "kubenet")
+    profile["serviceCidr"] = profile.get("serviceCidr") or SERVICE_CIDR
+    profile["serviceCidrs"] = profile.get("serviceCidrs") or [profile["serviceCidr"]]
+    profile["dnsServiceIP"] = profile.get("dnsServiceIP") or DNS_SERVICE_IP
+    overlay = str(profile.get("networkPluginMode") or "").lower() == "overlay"
+    if str(profile["networkPlugin"]).lower() == "kubenet" or overlay:
+        profile["podCidr"] = profile.get("podCidr") or POD_CIDR
+        profile["podCidrs"] = profile.get("podCidrs") or [profile["podCidr"]]
+    profile["ipFamilies"] = profile.get("ipFamilies") or ["IPv4"]
+    profile["loadBalancerSku"] = str(profile.get("loadBalancerSku") or "standard").lower()
+    profile["outboundType"] = profile.get("outboundType") or "loadBalancer"
+    if profile["outboundType"] == "loadBalancer":
+        sent_balancer = profile.get("loadBalancerProfile")
+        balancer: dict[str, Any] = copy.deepcopy(sent_balancer) if isinstance(sent_balancer, dict) else {}
+        balancer.setdefault("managedOutboundIPs", {"count": 1})
+        balancer.setdefault("backendPoolType", "nodeIPConfiguration")
+        if not balancer.get("effectiveOutboundIPs"):
+            ip_name = short_hash(subscription_id, node_resource_group, "outbound")
+            balancer["effectiveOutboundIPs"] = [{
+                "id": f"/subscriptions/{subscription_id}/resourceGroups/{node_resource_group}/providers/"
+                      f"Microsoft.Network/publicIPAddresses/{ip_name}-0000-4000-8000-{ip_name}{ip_name[:4]}"}]
+        profile["loadBalancerProfile"] = balancer
+    return profile

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from localazure.arm.auth import get_caller
 from localazure.arm.common import (
+    RESOURCES,
     authorize_in_subscription,
     get_group,
     polling_headers,
@@ -16,6 +17,7 @@ from localazure.arm.common import (
     require_subscription,
 )
 from localazure.arm.context import Emulator, get_emulator
+from localazure.arm.envelope import check_etag, properties_of, tags_of
 from localazure.arm.providers import ResourceProvider
 from localazure.arm.rbac import Principal
 from localazure.providers.aks import model as aksmodel
@@ -72,7 +74,8 @@ async def put_cluster(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> Response:
     """Create (201) or update/upgrade (200) a managed cluster; both are long-running."""
-    _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/write")
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/write")
+    check_etag(request, emulator.store.get(RESOURCES, cluster_id))
     body, status, op = _aks(emulator).create_or_update(group, name, await read_json_object(request))
     return JSONResponse(body, status_code=status, headers=polling_headers(emulator, request, op))
 
@@ -96,8 +99,21 @@ def delete_cluster(
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/delete")
     if not _aks(emulator).exists(cluster_id):
         return Response(status_code=204)
+    check_etag(request, emulator.store.get(RESOURCES, cluster_id))
     op = _aks(emulator).delete(cluster_id)
     return Response(status_code=202, headers=polling_headers(emulator, request, op))
+
+
+@router.patch(CLUSTER)
+async def update_cluster_tags(
+    subscription_id: str, group: str, name: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Replace a cluster's tags (`{"tags": {...}}`); Azure runs it as an operation, local Azure answers 200 at once."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/write")
+    patch = await read_json_object(request)
+    check_etag(request, emulator.store.get(RESOURCES, cluster_id))
+    return _aks(emulator).update_tags(cluster_id, tags_of(patch.get("tags")))
 
 
 @router.get("/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters")
@@ -140,6 +156,34 @@ def get_agent_pool(
     """One agent pool."""
     cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/agentPools/read")
     return _aks(emulator).agent_pool(cluster_id, pool)
+
+
+@router.put(CLUSTER + "/agentPools/{pool}")
+async def put_agent_pool(
+    subscription_id: str, group: str, name: str, pool: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> Response:
+    """Create (201) or update (200) an agent pool (add, scale, upgrade), as an update of its cluster; long-running.
+    Clusters backed by a local Kubernetes cluster refuse adding and scaling (400 OperationNotSupported)."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/agentPools/write")
+    body = await read_json_object(request)
+    properties = properties_of(body)
+    status, op = _aks(emulator).put_pool(cluster_id, pool, properties)
+    return JSONResponse(_aks(emulator).agent_pool(cluster_id, pool), status_code=status,
+                        headers=polling_headers(emulator, request, op))
+
+
+@router.delete(CLUSTER + "/agentPools/{pool}")
+def delete_agent_pool(
+    subscription_id: str, group: str, name: str, pool: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> Response:
+    """Delete an agent pool (202, long-running); 204 when it does not exist; the last System pool stays (400)."""
+    cluster_id = _cluster_scope(emulator, subscription_id, group, name, caller, f"{A}/agentPools/delete")
+    op = _aks(emulator).delete_pool(cluster_id, pool)
+    if op is None:
+        return Response(status_code=204)
+    return Response(status_code=202, headers=polling_headers(emulator, request, op))
 
 
 @router.post(CLUSTER + "/agentPools/{pool}/upgradeNodeImageVersion")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localazure.arm.common import RESOURCES, normalize_location, require_group_writable
+from localazure.arm.envelope import new_etag
 from localazure.arm.errors import ArmError, another_operation_in_progress, invalid_parameter, not_found
 from localazure.arm.ids import parse_id, resource_id
 from localazure.arm.lro import OperationRun
@@ -33,6 +34,12 @@ NAMESPACE = "Microsoft.ContainerService"
 ARM_ONLY_VERSIONS = ["1.35.6", "1.36.3", "1.37.2"]
 TRANSITIONAL = {"Creating", "Updating", "Upgrading", "Deleting", "Scaling", "UpgradingNodeImageVersion",
                 "Starting", "Stopping"}
+
+
+def _same_pool(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    # A pool keeps its eTag when an update of its cluster changes nothing a caller sets on it.
+    ignored = {*aksmodel.POOL_COMPUTED, "eTag"}
+    return {k: v for k, v in old.items() if k not in ignored} == {k: v for k, v in new.items() if k not in ignored}
 
 
 def _kube() -> Any:
@@ -199,9 +206,14 @@ class AksService:
             currentKubernetesVersion=version,
             agentPoolProfiles=pools,
         )
+        props["networkProfile"] = aksmodel.network_profile(
+            properties.get("networkProfile"), None, subscription_id=self.emulator.subscription_id,
+            node_resource_group=props["nodeResourceGroup"])
+        for pool in pools:
+            pool["eTag"] = new_etag()
         internal: dict[str, Any] = {"backing": knobs.clusters, "identityAppIds": []}
         body: dict[str, Any] = {
-            "id": cluster_id, "name": name, "type": aksmodel.CLUSTER_TYPE, "location": location,
+            "id": cluster_id, "name": name, "type": aksmodel.CLUSTER_TYPE, "location": location, "eTag": new_etag(),
             "tags": request_body.get("tags") or {}, "sku": request_body.get("sku") or {"name": "Base", "tier": "Free"},
             "properties": props,
         }
@@ -334,8 +346,14 @@ class AksService:
                 new_props[field] = old_props[field]
         new_props.update(provisioningState="Upgrading" if upgrading else "Updating", kubernetesVersion=requested,
                          agentPoolProfiles=pools)
+        new_props["networkProfile"] = aksmodel.network_profile(
+            properties.get("networkProfile"), old_props.get("networkProfile"),
+            subscription_id=self.emulator.subscription_id, node_resource_group=str(old_props.get("nodeResourceGroup")))
         new_props.pop("status", None)
-        new_body = {**body, "tags": request_body.get("tags", body.get("tags") or {}),
+        for pool in pools:
+            old = old_pools.get(pool["name"])
+            pool["eTag"] = old["eTag"] if old and old.get("eTag") and _same_pool(old, pool) else new_etag()
+        new_body = {**body, "tags": request_body.get("tags", body.get("tags") or {}), "eTag": new_etag(),
                     "sku": request_body.get("sku") or body.get("sku"), "properties": new_props}
         self.emulator.store.put(RESOURCES, cluster_id, {**existing, "body": new_body})
         if local_backed and not existing["internal"].get("localCreated"):
@@ -393,6 +411,42 @@ class AksService:
         version = local.version.lstrip("v")
         self.emulator.store.update(
             RESOURCES, cluster_id, lambda r: r["body"]["properties"].update(currentKubernetesVersion=version))
+
+    def update_tags(self, cluster_id: str, tags: dict[str, str]) -> dict[str, Any]:
+        """Replace a cluster's tags (PATCH); answered at once, with a new eTag."""
+        with self.emulator.store.transaction():
+            self._record(cluster_id)
+            self._require_idle(cluster_id)
+            updated = self.emulator.store.update(RESOURCES, cluster_id,
+                                                 lambda r: r["body"].update(tags=tags, eTag=new_etag()))
+        assert updated is not None
+        body: dict[str, Any] = updated["body"]
+        return body
+
+    def put_pool(self, cluster_id: str, pool: str, properties: dict[str, Any]) -> tuple[int, Record]:
+        """Create (201) or update (200) one agent pool through its cluster's update; returns (status, operation).
+        Local-backed clusters refuse adding, removing and scaling pools (400 OperationNotSupported)."""
+        body = self.get(cluster_id)
+        profiles = copy.deepcopy(body["properties"]["agentPoolProfiles"])
+        existing = next((p for p in profiles if p["name"].lower() == pool.lower()), None)
+        profile = {k: v for k, v in properties.items() if k not in aksmodel.POOL_COMPUTED}
+        if existing is None:
+            profiles.append({**profile, "name": pool})
+        else:
+            existing.update(profile)
+        props = copy.deepcopy(body["properties"])
+        props["agentPoolProfiles"] = profiles
+        return (201 if existing is None else 200), self._put_existing(cluster_id, body, props)
+
+    def delete_pool(self, cluster_id: str, pool: str) -> Record | None:
+        """Remove one agent pool through its cluster's update (None when it does not exist)."""
+        body = self.get(cluster_id)
+        profiles = body["properties"]["agentPoolProfiles"]
+        if not any(p["name"].lower() == pool.lower() for p in profiles):
+            return None
+        props = copy.deepcopy(body["properties"])
+        props["agentPoolProfiles"] = [p for p in profiles if p["name"].lower() != pool.lower()]
+        return self._put_existing(cluster_id, body, props)
 
     def upgrade_control_plane(self, cluster_id: str, version: str) -> Record:
         """Control-plane-only upgrade (Fleet `ControlPlaneOnly`); returns the operation record."""

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from localazure.arm.common import RESOURCES
 from localazure.arm.context import Emulator
 from localazure.arm.providers import ResourceProvider
-from localazure.providers.fleet import fleets, gates, members, runs, strategies
+from localazure.providers.fleet import autoupgrade, fleets, gates, members, runs, strategies
 from localazure.providers.fleet.engine import engine_of
 from localazure.providers.fleet.resources import API_VERSIONS, FLEET_TYPE, NAMESPACE, delete_records
 
@@ -32,7 +32,7 @@ def _on_stop(emulator: Emulator) -> None:
 def build_router() -> APIRouter:
     """One router with every Fleet route."""
     router = APIRouter()
-    for module in (fleets, members, strategies, runs, gates):
+    for module in (fleets, members, strategies, runs, gates, autoupgrade):
         router.include_router(module.router)
     return router
 
