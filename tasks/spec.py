@@ -155,6 +155,20 @@ class GitOpsSpec(_Strict):
     health_timeout_seconds: int = Field(900, description="How long to wait for every object to be Ready.")
 
 
+class UpgradeHealthSpec(_Strict):
+    """staged-upgrade's health checks after each stage, its auto-approve policy and who is told a stage waits."""
+
+    max_pod_restarts: int = Field(3, description="Most container restarts a pod may have since its stage began.")
+    settle_seconds: int = Field(120, description="How long failing checks are repeated after a stage before they "
+                                "count (pods rescheduled by a node-image roll need a moment).")
+    auto_approve: list[UpgradeType] = Field(
+        default_factory=list, description="Upgrade types whose gates are approved without a human when every "
+        "health check of the previous stage passed, e.g. [NodeImageOnly]; empty: a human approves every gate.")
+    notification_block: str | None = Field(
+        None, description="Prefect notification block, <block-type-slug>/<name> (e.g. custom-webhook/approvers), "
+        "that `fleetflow automations apply` sends to when a stage waits for an approval.")
+
+
 class FleetSpec(_Strict):
     """The desired state of a fleet."""
 
@@ -170,6 +184,8 @@ class FleetSpec(_Strict):
     update_strategy: UpdateStrategySpec
     service_operator: ServiceOperatorSpec = Field(default_factory=lambda: ServiceOperatorSpec())
     gitops: GitOpsSpec | None = Field(None, description="The fleet's desired state in Git (apply-resources).")
+    upgrade_health: UpgradeHealthSpec = Field(default_factory=lambda: UpgradeHealthSpec(),
+                                              description="Health checks and approvals between upgrade stages.")
     charts_mirror: str | None = Field(
         None, description="A chart mirror used instead of the public chart repositories: a directory or https:// "
         "URL holding a Helm repository index.yaml. Default: the FLEETFLOW_CHART_MIRROR setting, else none.",
@@ -307,7 +323,7 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
 def _spec_field_names() -> list[str]:
     """Every key a fleet spec may hold, at any level (for spelling hints)."""
     models: list[type[BaseModel]] = [FleetSpec, ClusterSettings, RegionSpec, StageSpec, UpdateStrategySpec,
-                                     ChartSpec, ServiceOperatorSpec, GitOpsSpec]
+                                     ChartSpec, ServiceOperatorSpec, GitOpsSpec, UpgradeHealthSpec]
     return sorted({name for model in models for name in model.model_fields})
 
 
@@ -491,6 +507,17 @@ def _semantic_problems(spec: FleetSpec) -> list[SpecProblem]:
                 problems.append(SpecProblem(f"gitops.key_vault_secrets.{secret_name}",
                                             "Key Vault secret names are 1-127 letters, digits and hyphens",
                                             "rename the secret"))
+    health = spec.upgrade_health
+    if not 0 <= health.max_pod_restarts <= 1000:
+        problems.append(SpecProblem("upgrade_health.max_pod_restarts", f"{health.max_pod_restarts} is outside 0-1000",
+                                    "use a number of restarts between 0 and 1000"))
+    if not 0 <= health.settle_seconds <= 3600:
+        problems.append(SpecProblem("upgrade_health.settle_seconds", f"{health.settle_seconds} is outside 0-3600 "
+                                    "seconds", "use a time between 0 and 3600 seconds"))
+    if health.notification_block is not None and not re.fullmatch(r"[a-z0-9-]+/[-\w]+", health.notification_block):
+        problems.append(SpecProblem("upgrade_health.notification_block", f"{health.notification_block!r} is not "
+                                    "<block-type-slug>/<name>", "name the block as Prefect does, e.g. "
+                                    "custom-webhook/approvers or slack-webhook/ops"))
     for field_name, namespace in (("namespace", operator.namespace),
                                   ("cert_manager_namespace", operator.cert_manager_namespace)):
         check(_name_problem(f"service_operator.{field_name}", namespace, _DNS_LABEL,
