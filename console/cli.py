@@ -21,7 +21,7 @@ def _spec_validate(args: argparse.Namespace) -> int:
         return 1
     if checked:
         print(checked)
-    print(f"{args.file}: valid — fleet {spec.name}, {len(spec.regions)} regions, "
+    print(f"{args.file}: valid — fleet {spec.name}, {len(spec.clusters())} clusters in {len(spec.regions)} regions, "
           f"{len(spec.update_strategy.stages)} stages, resource group {spec.resource_group_name}")
     return 0
 

@@ -164,7 +164,7 @@ def _wait_for_terminal(clients: AzureClients, spec: FleetSpec, cluster: ClusterS
     return read_cluster(clients, spec, cluster)
 
 
-@azure_task(task_run_name="ensure-cluster-{cluster.region}")
+@azure_task(task_run_name="ensure-cluster-{cluster.name}")
 def ensure_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> Outcome:
     """Create a region's AKS cluster, finish or repair one left Creating/Failed, or update drift from the spec."""
     logger = get_run_logger()
@@ -212,7 +212,7 @@ def ensure_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str
     return outcome(resource_id, KIND, action, str(cluster_version(result)), cluster.region)  # type: ignore[arg-type]
 
 
-@azure_task(task_run_name="delete-cluster-{cluster.region}")
+@azure_task(task_run_name="delete-cluster-{cluster.name}")
 def delete_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> Outcome:
     """Delete a region's cluster if this fleet owns it; an absent cluster is already done."""
     logger = get_run_logger()

@@ -112,7 +112,7 @@ def _nodes_check(cluster: ClusterSpec, kubeconfig: str, moved_by: Callable[[], s
     ]
 
 
-@azure_task(task_run_name="check-cluster-{cluster.region}")
+@azure_task(task_run_name="check-cluster-{cluster.name}")
 def check_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> list[Check]:
     """A region's cluster: Succeeded, the spec's version, a Succeeded member in its group, reachable, nodes Ready."""
     clients = load_azure_clients(credentials_block)

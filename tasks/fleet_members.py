@@ -56,7 +56,7 @@ def _wait_for_terminal(clients: AzureClients, spec: FleetSpec, name: str, region
     return read_member(clients, spec, name, region)
 
 
-@azure_task(task_run_name="ensure-member-{cluster.region}")
+@azure_task(task_run_name="ensure-member-{cluster.name}")
 def ensure_member(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> Outcome:
     """Join a region's cluster to the fleet in its update group, or move an existing member to the right group."""
     logger = get_run_logger()

@@ -42,7 +42,7 @@ def has_registry_pull(clients: AzureClients, spec: FleetSpec, cluster: ClusterSp
     return True
 
 
-@azure_task(task_run_name="grant-registry-pull-{cluster.region}")
+@azure_task(task_run_name="grant-registry-pull-{cluster.name}")
 def grant_registry_pull(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> Outcome:
     """AcrPull on the fleet's registry for the cluster's kubelet identity (idempotent; least privilege)."""
     clients = load_azure_clients(credentials_block)

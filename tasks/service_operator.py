@@ -95,7 +95,7 @@ def _describe(outcome: ReleaseOutcome) -> str:
     return f"{outcome.chart} {outcome.version} ({outcome.action}, revision {outcome.revision})"
 
 
-@azure_task(task_run_name="bootstrap-aso-{cluster.region}")
+@azure_task(task_run_name="bootstrap-aso-{cluster.name}")
 def bootstrap_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> BootstrapRow:
     """cert-manager then Azure Service Operator on one cluster, each upgraded only when its chart or values changed."""
     logger = get_run_logger()

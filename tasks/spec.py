@@ -64,13 +64,31 @@ class ClusterSettings(_Strict):
     network_policy: Literal["azure", "calico", "cilium", "none"] = "azure"
 
 
+class ClusterEntrySpec(_Strict):
+    """One of several clusters in a region: its own name, update group and setting overrides."""
+
+    name: str = Field(description="Short name of the cluster, unique in its region (e.g. team-a); the AKS name "
+                      "defaults to aks-<fleet>-<region>-<name>.")
+    update_group: str | None = Field(None, description="Fleet update group; default the region's update_group.")
+    cluster_name: str | None = Field(None, description="AKS cluster name; default aks-<fleet>-<region>-<name>.")
+    member_name: str | None = Field(None, description="Fleet member name; default the cluster name.")
+    node_count: int | None = None
+    vm_size: str | None = None
+    kubernetes_version: str | None = None
+    network_plugin: Literal["azure", "kubenet", "none"] | None = None
+    network_policy: Literal["azure", "calico", "cilium", "none"] | None = None
+
+
 class RegionSpec(_Strict):
-    """One region of the fleet: its cluster, the cluster's update group and any setting overrides."""
+    """One region of the fleet: its cluster (or several clusters), update group and any setting overrides."""
 
     name: str = Field(description="Azure region, e.g. eastus.")
-    update_group: str = Field(description="Fleet update group of this region's cluster, e.g. test-group.")
+    update_group: str | None = Field(None, description="Fleet update group of this region's cluster(s), e.g. "
+                                     "test-group; required unless every entry of clusters names its own.")
     cluster_name: str | None = Field(None, description="AKS cluster name; default aks-<fleet>-<region>.")
     member_name: str | None = Field(None, description="Fleet member name; default the cluster name.")
+    clusters: list[ClusterEntrySpec] | None = Field(None, description="Several clusters in this region, each with "
+                                                    "its own name, update group and overrides.")
     node_count: int | None = None
     vm_size: str | None = None
     kubernetes_version: str | None = None
@@ -146,8 +164,10 @@ class GitOpsSpec(_Strict):
                       "cluster) and regional/ (applied on every cluster).")
     credentials_block: str | None = Field(None, description="fleetflow Git Credentials block for a private "
                                           "repository; empty for public or local repositories.")
-    fleet_cluster_region: str | None = Field(None, description="Region whose cluster holds the fleet-wide "
+    fleet_cluster_region: str | None = Field(None, description="Region whose (first) cluster holds the fleet-wide "
                                              "objects (registry, key vault); default the first region.")
+    fleet_cluster: str | None = Field(None, description="Name of the cluster holding the fleet-wide objects; "
+                                      "takes precedence over fleet_cluster_region.")
     variables: dict[str, str] = Field(default_factory=dict, description="Extra ${VAR} substitutions.")
     key_vault_secrets: dict[str, str] = Field(
         default_factory=dict, description="Key Vault secret name -> name of the Prefect Secret block holding "
@@ -220,46 +240,96 @@ class FleetSpec(_Strict):
         stem = re.sub(r"-+", "-", f"kv-{self.name}".lower())[: 24 - len(self.stable_suffix) - 1].rstrip("-")
         return f"{stem}-{self.stable_suffix}"
 
+    def cluster_entries(self) -> list[tuple[str, RegionSpec, ClusterEntrySpec | None]]:
+        """(field path, region, cluster entry or None for a one-cluster region) for every cluster, in spec order."""
+        entries: list[tuple[str, RegionSpec, ClusterEntrySpec | None]] = []
+        for region_index, region in enumerate(self.regions):
+            if region.clusters is None:
+                entries.append((f"regions[{region_index}]", region, None))
+                continue
+            for index, entry in enumerate(region.clusters):
+                entries.append((f"regions[{region_index}].clusters[{index}]", region, entry))
+        return entries
+
     def clusters(self) -> list[ClusterSpec]:
-        """Every region resolved into a full cluster spec (defaults applied, names derived)."""
-        return [self._resolve(index, region) for index, region in enumerate(self.regions)]
+        """Every cluster of every region resolved into a full cluster spec (defaults applied, names derived)."""
+        return [self._resolve(index, region, entry)
+                for index, (_, region, entry) in enumerate(self.cluster_entries())]
 
     def fleet_cluster(self) -> ClusterSpec:
-        """The cluster holding fleet-wide GitOps objects (registry, key vault): gitops.fleet_cluster_region or the
-        first region's."""
+        """The cluster holding fleet-wide GitOps objects (registry, key vault): gitops.fleet_cluster, else the first
+        cluster of gitops.fleet_cluster_region, else the first cluster."""
+        if self.gitops is not None and self.gitops.fleet_cluster:
+            return self.cluster(self.gitops.fleet_cluster)
         region = self.gitops.fleet_cluster_region if self.gitops else None
-        return self.cluster(region) if region else self.clusters()[0]
+        if region:
+            return next(cluster for cluster in self.clusters() if cluster.region == region)
+        return self.clusters()[0]
 
-    def cluster(self, region: str) -> ClusterSpec:
-        """The resolved cluster of one region."""
-        for cluster in self.clusters():
-            if cluster.region == region:
+    def cluster(self, name: str) -> ClusterSpec:
+        """One resolved cluster by its name; a region's name is accepted when the region holds one cluster only."""
+        clusters = self.clusters()
+        for cluster in clusters:
+            if cluster.name == name:
                 return cluster
-        raise KeyError(f"region {region!r} is not in fleet {self.name!r}")
+        in_region = [cluster for cluster in clusters if cluster.region == name]
+        if len(in_region) == 1:
+            return in_region[0]
+        if in_region:
+            raise KeyError(f"region {name!r} of fleet {self.name!r} holds {len(in_region)} clusters "
+                           f"({', '.join(c.name for c in in_region)}): name one")
+        raise KeyError(f"no cluster or region {name!r} in fleet {self.name!r}")
 
-    def _storage_account_name(self, index: int) -> str:
-        # The suffix and index must survive truncation or two regions would share one name.
-        tail = f"{self.stable_suffix}{index}".lower()
+    def _storage_account_name(self, tail_id: str) -> str:
+        # The suffix and the id must survive truncation or two clusters would share one name.
+        tail = f"{self.stable_suffix}{tail_id}".lower()
         stem = re.sub(r"[^a-z0-9]", "", f"st{self.name}".lower())[: 24 - len(tail)]
         return f"{stem}{tail}"
 
-    def _resolve(self, index: int, region: RegionSpec) -> ClusterSpec:
+    def _resolve(self, index: int, region: RegionSpec, entry: ClusterEntrySpec | None = None) -> ClusterSpec:
         defaults = self.cluster_defaults
-        cluster_name = region.cluster_name or f"aks-{self.name}-{region.name}"
+
+        def setting(name: str) -> Any:
+            for source in (entry, region):
+                value = getattr(source, name, None) if source is not None else None
+                if value is not None:
+                    return value
+            return getattr(defaults, name)
+
+        if entry is None:
+            cluster_name = region.cluster_name or f"aks-{self.name}-{region.name}"
+            member_name = region.member_name
+            # One cluster per region keeps the names it always had: the region's position.
+            storage = self._storage_account_name(str(index))
+        else:
+            cluster_name = entry.cluster_name or f"aks-{self.name}-{region.name}-{entry.name}"
+            member_name = entry.member_name
+            # A digest of the cluster name: adding or reordering clusters renames no other cluster's account.
+            storage = self._storage_account_name(_base36(cluster_name, 5))
         return ClusterSpec(
             region=region.name,
             index=index,
             name=cluster_name,
-            member_name=region.member_name or cluster_name.lower(),
-            update_group=region.update_group,
-            node_count=region.node_count if region.node_count is not None else defaults.node_count,
-            vm_size=region.vm_size or defaults.vm_size,
-            kubernetes_version=region.kubernetes_version or defaults.kubernetes_version,
-            network_plugin=region.network_plugin or defaults.network_plugin,
-            network_policy=region.network_policy or defaults.network_policy,
-            storage_account_name=self._storage_account_name(index),
+            member_name=member_name or cluster_name.lower(),
+            update_group=(entry.update_group if entry is not None else None) or region.update_group or "",
+            node_count=setting("node_count"),
+            vm_size=setting("vm_size"),
+            kubernetes_version=setting("kubernetes_version"),
+            network_plugin=setting("network_plugin"),
+            network_policy=setting("network_policy"),
+            storage_account_name=storage,
             tags={**self.ownership_tags, "region": region.name},
         )
+
+
+def _base36(text: str, length: int) -> str:
+    """A short, stable lowercase digest of `text` (letters and digits)."""
+    number = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+    digits = ""
+    for _ in range(length):
+        number, rest = divmod(number, 36)
+        digits += "0123456789abcdefghijklmnopqrstuvwxyz"[rest]
+    return digits
 
 
 class ClusterSpec(_Strict):
@@ -322,8 +392,8 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
 
 def _spec_field_names() -> list[str]:
     """Every key a fleet spec may hold, at any level (for spelling hints)."""
-    models: list[type[BaseModel]] = [FleetSpec, ClusterSettings, RegionSpec, StageSpec, UpdateStrategySpec,
-                                     ChartSpec, ServiceOperatorSpec, GitOpsSpec, UpgradeHealthSpec]
+    models: list[type[BaseModel]] = [FleetSpec, ClusterSettings, RegionSpec, ClusterEntrySpec, StageSpec,
+                                     UpdateStrategySpec, ChartSpec, ServiceOperatorSpec, GitOpsSpec, UpgradeHealthSpec]
     return sorted({name for model in models for name in model.model_fields})
 
 
@@ -396,8 +466,6 @@ def _semantic_problems(spec: FleetSpec) -> list[SpecProblem]:
     if not spec.regions:
         problems.append(SpecProblem("regions", "a fleet needs at least one region", "add a region entry"))
     seen_regions: dict[str, int] = {}
-    seen_clusters: dict[str, int] = {}
-    seen_members: dict[str, int] = {}
     groups_with_clusters: set[str] = set()
     _check_cluster_settings("cluster_defaults", spec.cluster_defaults.model_dump(), problems)
     for index, region in enumerate(spec.regions):
@@ -407,29 +475,70 @@ def _semantic_problems(spec: FleetSpec) -> list[SpecProblem]:
                                         "use a region name such as eastus, westus2 or centralus"))
         if region.name in seen_regions:
             problems.append(SpecProblem(f"{path}.name", f"region {region.name!r} is already regions"
-                                        f"[{seen_regions[region.name]}]", "list each region once"))
+                                        f"[{seen_regions[region.name]}]", "list each region once (several "
+                                        "clusters of a region go under its clusters)"))
         seen_regions.setdefault(region.name, index)
-        cluster = spec._resolve(index, region)
-        if cluster.name in seen_clusters:
-            problems.append(SpecProblem(f"{path}.cluster_name", f"cluster name {cluster.name!r} is also used by "
-                                        f"regions[{seen_clusters[cluster.name]}]", "give each cluster its own name"))
-        seen_clusters.setdefault(cluster.name, index)
-        if cluster.member_name in seen_members:
-            problems.append(SpecProblem(f"{path}.member_name", f"member name {cluster.member_name!r} is used twice",
-                                        "give each member its own name"))
-        seen_members.setdefault(cluster.member_name, index)
-        check(_name_problem(f"{path}.cluster_name", cluster.name, _AKS_NAME,
+        if region.update_group is not None:
+            check(_name_problem(f"{path}.update_group", region.update_group, _DNS_LABEL,
+                                f"update group names are 1-50 characters, {dns_rule}", 1, 50))
+        overrides = {k: v for k, v in region.model_dump(exclude={"clusters"}).items() if v is not None}
+        _check_cluster_settings(path, overrides, problems)
+        if region.clusters is None:
+            if region.update_group is None:
+                problems.append(SpecProblem(f"{path}.update_group", "Field required", "add update_group"))
+            continue
+        if not region.clusters:
+            problems.append(SpecProblem(f"{path}.clusters", "clusters is empty", "list at least one cluster, or "
+                                        "remove clusters for the region's single cluster"))
+        for field_name in ("cluster_name", "member_name"):
+            if getattr(region, field_name) is not None:
+                problems.append(SpecProblem(f"{path}.{field_name}", f"{field_name} names a region's single "
+                                            "cluster, but this region lists clusters",
+                                            f"set {field_name} on an entry of clusters instead"))
+        short_names: dict[str, int] = {}
+        for entry_index, listed in enumerate(region.clusters):
+            entry_path = f"{path}.clusters[{entry_index}]"
+            check(_name_problem(f"{entry_path}.name", listed.name, _DNS_LABEL,
+                                f"cluster short names are 1-40 characters, {dns_rule}", 1, 40))
+            if listed.name in short_names:
+                problems.append(SpecProblem(f"{entry_path}.name", f"cluster {listed.name!r} is already "
+                                            f"{path}.clusters[{short_names[listed.name]}]",
+                                            "give each cluster of a region its own name"))
+            short_names.setdefault(listed.name, entry_index)
+            if listed.update_group is None and region.update_group is None:
+                problems.append(SpecProblem(f"{entry_path}.update_group", "Field required", "add update_group "
+                                            f"here or on {path}"))
+            elif listed.update_group is not None:
+                check(_name_problem(f"{entry_path}.update_group", listed.update_group, _DNS_LABEL,
+                                    f"update group names are 1-50 characters, {dns_rule}", 1, 50))
+            _check_cluster_settings(entry_path, {k: v for k, v in listed.model_dump().items() if v is not None},
+                                    problems)
+
+    # Names must be unique across the whole fleet, not only within a region.
+    seen: dict[str, dict[str, str]] = {"cluster": {}, "member": {}, "storage account": {}}
+    for flat_index, (path, region, entry) in enumerate(spec.cluster_entries()):
+        cluster = spec._resolve(flat_index, region, entry)
+        name_path = f"{path}.name" if entry is not None and entry.cluster_name is None else f"{path}.cluster_name"
+        member_path = f"{path}.member_name"
+        storage_path = f"{path} (derived storage account name)"
+        for kind, value, where, fix in (
+                ("cluster", cluster.name, name_path, "give each cluster its own name"),
+                ("member", cluster.member_name, member_path, "give each member its own name"),
+                ("storage account", cluster.storage_account_name, storage_path,
+                 "rename one of the clusters (the name is derived from the cluster's name)")):
+            first = seen[kind].get(value)
+            if first is not None:
+                problems.append(SpecProblem(where, f"{kind} name {value!r} is also used by {first}", fix))
+            seen[kind].setdefault(value, path)
+        check(_name_problem(name_path, cluster.name, _AKS_NAME,
                             "AKS names are 1-63 letters, digits, hyphens and underscores, starting and ending "
                             "with a letter or digit", 1, 63))
-        check(_name_problem(f"{path}.member_name", cluster.member_name, _DNS_LABEL,
+        check(_name_problem(member_path, cluster.member_name, _DNS_LABEL,
                             f"fleet member names are 1-50 characters, {dns_rule}", 1, 50))
-        check(_name_problem(f"{path}.update_group", region.update_group, _DNS_LABEL,
-                            f"update group names are 1-50 characters, {dns_rule}", 1, 50))
-        check(_name_problem(f"{path} (derived storage account name)", cluster.storage_account_name,
+        check(_name_problem(storage_path, cluster.storage_account_name,
                             _STORAGE_NAME, "storage account names are 3-24 lowercase letters or digits", 3, 24))
-        overrides = {k: v for k, v in region.model_dump().items() if v is not None}
-        _check_cluster_settings(path, overrides, problems)
-        groups_with_clusters.add(region.update_group)
+        if cluster.update_group:
+            groups_with_clusters.add(cluster.update_group)
 
     strategy = spec.update_strategy
     if not strategy.stages:
@@ -461,11 +570,17 @@ def _semantic_problems(spec: FleetSpec) -> list[SpecProblem]:
                 problems.append(SpecProblem(group_path, f"group {group!r} is already in stage "
                                             f"{staged_groups[group]!r}", "put each group in one stage"))
             staged_groups.setdefault(group, stage.name)
-    for index, region in enumerate(spec.regions):
-        if strategy.stages and region.update_group not in staged_groups:
-            problems.append(SpecProblem(f"regions[{index}].update_group",
-                                        f"group {region.update_group!r} is in no stage, so cluster "
-                                        f"{spec._resolve(index, region).name!r} would never be upgraded",
+    unstaged: set[str] = set()
+    for flat_index, (path, region, entry) in enumerate(spec.cluster_entries()):
+        cluster = spec._resolve(flat_index, region, entry)
+        own = entry is None or entry.update_group is not None
+        group_path = f"{path if own else path.rsplit('.', 1)[0]}.update_group"
+        if strategy.stages and cluster.update_group and cluster.update_group not in staged_groups \
+                and group_path not in unstaged:
+            unstaged.add(group_path)
+            problems.append(SpecProblem(group_path,
+                                        f"group {cluster.update_group!r} is in no stage, so cluster "
+                                        f"{cluster.name!r} would never be upgraded",
                                         "add the group to a stage of update_strategy"))
 
     for index, item in enumerate(spec.service_operator.crd_pattern.split(";")):
@@ -492,6 +607,9 @@ def _semantic_problems(spec: FleetSpec) -> list[SpecProblem]:
         if gitops.fleet_cluster_region is not None and gitops.fleet_cluster_region not in seen_regions:
             problems.append(SpecProblem("gitops.fleet_cluster_region", f"{gitops.fleet_cluster_region!r} is not a "
                                         "region of the fleet", "name one of the regions listed under regions"))
+        if gitops.fleet_cluster is not None and gitops.fleet_cluster not in seen["cluster"]:
+            problems.append(SpecProblem("gitops.fleet_cluster", f"{gitops.fleet_cluster!r} is not a cluster of "
+                                        "the fleet", "name one of the clusters `fleetflow spec show` lists"))
         if not 30 <= gitops.health_timeout_seconds <= 7200:
             problems.append(SpecProblem("gitops.health_timeout_seconds", f"{gitops.health_timeout_seconds} is "
                                         "outside 30-7200 seconds", "use a timeout between 30 and 7200 seconds"))

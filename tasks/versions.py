@@ -68,16 +68,18 @@ def version_problems(spec: FleetSpec, offered: Mapping[str, list[str]]) -> list[
     """A problem for every region whose Kubernetes version its location does not offer (regions missing from
     `offered` were not checked)."""
     problems = []
-    for index, (region, cluster) in enumerate(zip(spec.regions, spec.clusters(), strict=True)):
+    for (where, region, entry), cluster in zip(spec.cluster_entries(), spec.clusters(), strict=True):
         versions = offered.get(cluster.region)
         if versions is None or is_offered(cluster.kubernetes_version, versions):
             continue
-        path = (f"regions[{index}].kubernetes_version" if region.kubernetes_version
+        region_path = where.split(".", 1)[0]
+        path = (f"{where}.kubernetes_version" if entry is not None and entry.kubernetes_version
+                else f"{region_path}.kubernetes_version" if region.kubernetes_version
                 else "cluster_defaults.kubernetes_version")
         newest = ".".join(versions[-1].split(".")[:2]) if versions else None
         problems.append(SpecProblem(
             path, f"Kubernetes {cluster.kubernetes_version} is not offered in {cluster.region} "
-            f"(regions[{index}]); AKS offers {describe_offer(versions)}",
+            f"({where}); AKS offers {describe_offer(versions)}",
             f"use an offered version, e.g. \"{newest}\"" if newest else "pick another region"))
     return problems
 

@@ -100,7 +100,7 @@ def _wait_gone(dynamic: DynamicClient, refs: list[ObjectRef], timeout: float) ->
         time.sleep(POLL_SECONDS)
 
 
-@azure_task(task_run_name="apply-resources-{cluster.region}")
+@azure_task(task_run_name="apply-resources-{cluster.name}")
 def sync_cluster(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str, commit: str,
                  files: dict[str, bytes]) -> list[ObjectRow]:
     """Apply the commit's objects to one cluster, prune what left Git, wait for health, record the commit."""
@@ -150,7 +150,7 @@ def unhealthy_rows(rows: list[ObjectRow]) -> list[str]:
             if row["state"] not in HEALTHY_STATES]
 
 
-@azure_task(task_run_name="drift-check-{cluster.region}")
+@azure_task(task_run_name="drift-check-{cluster.name}")
 def check_cluster_drift(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> tuple[str | None,
                                                                                              list[DriftRow]]:
     """The commit applied on a cluster and every field (in the cluster or in Azure) that no longer matches it."""
@@ -189,7 +189,7 @@ def check_cluster_drift(spec: FleetSpec, cluster: ClusterSpec, credentials_block
     return inventory.commit, rows
 
 
-@azure_task(task_run_name="remove-git-objects-{cluster.region}")
+@azure_task(task_run_name="remove-git-objects-{cluster.name}")
 def remove_cluster_objects(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> list[ObjectRow]:
     """Delete every object apply-resources made on a cluster and wait until ASO has removed their Azure resources.
 

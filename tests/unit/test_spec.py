@@ -167,3 +167,130 @@ def test_cli_validate_passes_on_the_example_and_fails_with_paths(tmp_path, capsy
     bad.write_text(yaml.safe_dump(document))
     assert cli_main(["spec", "validate", str(bad)]) == 1
     assert "update_strategy.stages[0].after_stage_wait_seconds" in capsys.readouterr().err
+
+
+MULTI: dict[str, Any] = {
+    "name": "big", "location": "eastus", "suffix": "m1lt1",
+    "cluster_defaults": {"node_count": 2},
+    "regions": [
+        {"name": "eastus", "update_group": "prod-group", "node_count": 3, "clusters": [
+            {"name": "team-a", "update_group": "test-group"},
+            {"name": "team-b", "vm_size": "Standard_D4s_v5"},
+            {"name": "team-c", "cluster_name": "aks-custom", "member_name": "custom"}]},
+        {"name": "westus2", "update_group": "prod-group"},
+        {"name": "centralus", "clusters": [{"name": "team-a", "update_group": "prod-group"}]},
+    ],
+    "update_strategy": {"stages": [{"name": "stage1", "groups": ["test-group"]},
+                                   {"name": "stage2", "groups": ["prod-group"]}]},
+}
+
+
+def multi_problems(mutate) -> list[tuple[str, str]]:
+    document = copy.deepcopy(MULTI)
+    mutate(document)
+    return [(problem.path, problem.message) for problem in find_problems(document)]
+
+
+def test_a_region_may_hold_several_clusters_each_with_its_own_name_group_and_settings():
+    spec = parse_spec(yaml.safe_dump(MULTI))
+    clusters = spec.clusters()
+    assert [(c.region, c.name, c.update_group) for c in clusters] == [
+        ("eastus", "aks-big-eastus-team-a", "test-group"),
+        ("eastus", "aks-big-eastus-team-b", "prod-group"),
+        ("eastus", "aks-custom", "prod-group"),
+        ("westus2", "aks-big-westus2", "prod-group"),
+        ("centralus", "aks-big-centralus-team-a", "prod-group"),
+    ]
+    assert [c.member_name for c in clusters][2] == "custom"
+    # entry > region > cluster_defaults
+    assert [c.node_count for c in clusters] == [3, 3, 3, 2, 2]
+    assert clusters[1].vm_size == "Standard_D4s_v5" and clusters[0].vm_size == "Standard_DS2_v2"
+    assert len({c.storage_account_name for c in clusters}) == 5
+    assert all(len(c.storage_account_name) <= 24 for c in clusters)
+    assert [c.index for c in clusters] == [0, 1, 2, 3, 4]
+
+
+def test_cluster_lookup_is_by_name_and_by_region_only_when_the_region_holds_one_cluster():
+    spec = parse_spec(yaml.safe_dump(MULTI))
+    assert spec.cluster("aks-big-eastus-team-b").vm_size == "Standard_D4s_v5"
+    assert spec.cluster("westus2").name == "aks-big-westus2"
+    assert spec.cluster("centralus").name == "aks-big-centralus-team-a"
+    with pytest.raises(KeyError, match="holds 3 clusters"):
+        spec.cluster("eastus")
+
+
+def test_the_fleet_cluster_is_named_or_the_first_of_its_region():
+    document = copy.deepcopy(MULTI)
+    document["gitops"] = {"repository": ".", "fleet_cluster_region": "eastus"}
+    assert parse_spec(yaml.safe_dump(document)).fleet_cluster().name == "aks-big-eastus-team-a"
+    document["gitops"]["fleet_cluster"] = "aks-custom"
+    assert parse_spec(yaml.safe_dump(document)).fleet_cluster().name == "aks-custom"
+    document["gitops"]["fleet_cluster"] = "aks-nope"
+    assert "gitops.fleet_cluster" in {p.path for p in find_problems(document)}
+
+
+def test_storage_account_names_of_listed_clusters_survive_adding_and_reordering_clusters():
+    before = {c.name: c.storage_account_name for c in parse_spec(yaml.safe_dump(MULTI)).clusters()}
+    document = copy.deepcopy(MULTI)
+    document["regions"][0]["clusters"].insert(0, {"name": "team-z"})
+    document["regions"][0]["clusters"].reverse()
+    after = {c.name: c.storage_account_name for c in parse_spec(yaml.safe_dump(document)).clusters()}
+    listed = [name for name in before if name != "aks-big-westus2"]  # a one-cluster region keeps its position's name
+    assert all(after[name] == before[name] for name in listed)
+
+
+def test_one_cluster_per_region_keeps_its_names():
+    spec = load_spec(REPO / "fleet.yaml")
+    assert [c.storage_account_name for c in spec.clusters()] == [
+        spec._storage_account_name(str(index)) for index in range(3)]
+    assert [c.name for c in spec.clusters()] == [f"aks-multicluster-fleet-{r}" for r in ("eastus", "westus2",
+                                                                                          "centralus")]
+
+
+def test_duplicates_are_named_across_the_whole_fleet_with_both_paths():
+    def mutate(d):
+        d["regions"][2]["clusters"][0]["cluster_name"] = "aks-custom"
+        d["regions"][1]["member_name"] = "custom"
+
+    problems = multi_problems(mutate)
+    assert ("regions[2].clusters[0].cluster_name",
+            "cluster name 'aks-custom' is also used by regions[0].clusters[2]") in problems
+    assert ("regions[1].member_name", "member name 'custom' is also used by regions[0].clusters[2]") in problems
+
+
+def test_a_cluster_short_name_twice_in_a_region_is_reported():
+    problems = multi_problems(lambda d: d["regions"][0]["clusters"][1].update({"name": "team-a"}))
+    assert ("regions[0].clusters[1].name", "cluster 'team-a' is already regions[0].clusters[0]") in problems
+
+
+def test_listed_clusters_need_an_update_group_and_no_region_level_names():
+    def mutate(d):
+        d["regions"][2]["clusters"][0].pop("update_group")
+        d["regions"][0]["cluster_name"] = "aks-x"
+
+    paths = {path for path, _ in multi_problems(mutate)}
+    assert {"regions[2].clusters[0].update_group", "regions[0].cluster_name"} <= paths
+    assert "regions[1].clusters" in {p for p, _ in multi_problems(lambda d: d["regions"][1].update({"clusters": []}))}
+
+
+def test_a_listed_cluster_group_in_no_stage_and_bad_overrides_are_reported_at_the_entry():
+    def mutate(d):
+        d["regions"][0]["clusters"][0]["update_group"] = "canary"
+        d["regions"][0]["clusters"][1]["node_count"] = 0
+
+    paths = {path for path, _ in multi_problems(mutate)}
+    assert {"regions[0].clusters[0].update_group", "regions[0].clusters[1].node_count"} <= paths
+
+
+def test_a_hundred_clusters_in_ten_regions_validate_with_unique_names():
+    regions = ["eastus", "westus2", "centralus", "northeurope", "westeurope", "uksouth", "japaneast",
+               "australiaeast", "southeastasia", "canadacentral"]
+    document = copy.deepcopy(MULTI)
+    document["regions"] = [{"name": region, "update_group": "prod-group" if index else "test-group",
+                            "clusters": [{"name": f"c{n:02d}"} for n in range(10)]}
+                           for index, region in enumerate(regions)]
+    spec = parse_spec(yaml.safe_dump(document))
+    clusters = spec.clusters()
+    assert len(clusters) == 100
+    for field in ("name", "member_name", "storage_account_name"):
+        assert len({getattr(c, field) for c in clusters}) == 100
