@@ -86,6 +86,16 @@ def another_operation_in_progress(resource_id: str, operation: str) -> ArmError:
     )
 
 
+def error_detail(detail: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An error in Azure's ErrorDetail shape (`code`, `message`, `target`, `details`, `additionalInfo`), as
+    resources carry it in `lastOperationError`; None stays None."""
+    if detail is None:
+        return None
+    return {"code": detail.get("code"), "message": detail.get("message"), "target": detail.get("target"),
+            "details": [error_detail(d) for d in detail.get("details") or []],
+            "additionalInfo": list(detail.get("additionalInfo") or [])}
+
+
 async def arm_error_handler(_request: Request, exc: Exception) -> Response:
     """FastAPI exception handler for ArmError."""
     assert isinstance(exc, ArmError)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from localazure.arm.errors import ArmError
+from localazure.arm.errors import ArmError, error_detail
 from localazure.arm.ids import utc_now
 from localazure.arm.knobs import KnobBoard
 from localazure.arm.store import Record, StateStore
@@ -212,7 +212,7 @@ class Operations:
                     props["provisioningState"] = target
                     status = props.get("status")
                     if target == "Failed" and isinstance(status, dict) and "lastOperationError" in status:
-                        status["lastOperationError"] = detail
+                        status["lastOperationError"] = error_detail(detail)
                     marked.append(op["resourceId"])
 
                 self._store.update(table, record["resourceId"], fail)

@@ -200,3 +200,12 @@ def test_an_unknown_api_version_names_the_supported_ones(arm, local_azure):
     error = answer.json()["error"]
     assert error["code"] == "InvalidApiVersionParameter"
     assert "2022-06-02-preview" in error["message"] and "2026-06-01" in error["message"]
+
+
+def test_last_operation_error_has_azures_error_detail_shape():
+    from localazure.arm.errors import error_detail
+
+    shaped = error_detail({"code": "OperationInterrupted", "message": "stopped"})
+    assert shaped == {"code": "OperationInterrupted", "message": "stopped", "target": None, "details": [],
+                      "additionalInfo": []}
+    assert error_detail(None) is None

@@ -266,6 +266,9 @@ def test_two_stage_run_upgrades_test_group_first_and_prod_waits_for_the_gate(fle
     assert gate.properties.target.update_run_properties.stage == "prod"
     assert gate.properties.target.update_run_properties.timing == "Before"
     assert [g.name for g in fleet_client.gates.list_by_fleet(group, "fleet")] == [gate_name]
+    assert [g.name for g in fleet_client.gates.list_by_fleet(group, "fleet", filter="properties/state eq 'Pending'")
+            ] == [gate_name]
+    assert list(fleet_client.gates.list_by_fleet(group, "fleet", filter="properties/state eq 'Completed'")) == []
 
     # Nothing in prod moves while the gate is pending.
     time.sleep(0.5)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -17,12 +15,11 @@ from localazure.providers.fleet.engine import engine_of
 from localazure.providers.fleet.resources import (
     FLEET_PATH,
     GATE_TYPE,
+    add_child_reads,
     authorize_child,
     check_etag,
-    list_children,
     mark_modified,
     properties_of,
-    read_child,
     require,
 )
 
@@ -31,22 +28,7 @@ router = APIRouter()
 GATE_PATH = FLEET_PATH + "/gates/{gate}"
 
 
-@router.get(GATE_PATH)
-def get_gate(
-    subscription_id: str, group: str, fleet: str, gate: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """A gate."""
-    return read_child(emulator, caller, subscription_id, group, fleet, GATE_TYPE, gate)
-
-
-@router.get(FLEET_PATH + "/gates")
-def list_gates(
-    subscription_id: str, group: str, fleet: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Gates of a fleet (of every update run)."""
-    return list_children(emulator, caller, subscription_id, group, fleet, GATE_TYPE)
+add_child_reads(router, GATE_TYPE, "gate", what="gate", plural="Gates (of every update run)")
 
 
 @router.patch(GATE_PATH)

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from localazure.arm.common import RESOURCES, get_group, require_subscription
@@ -26,10 +26,11 @@ from localazure.arm.envelope import (  # noqa: F401 - the generic envelope, re-e
     system_data,
     tags_of,
 )
-from localazure.arm.errors import ArmError, not_found
+from localazure.arm.errors import ArmError, error_detail, not_found
 from localazure.arm.lro import OperationRun
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
+from localazure.arm.tracked import add_get
 
 NAMESPACE = "Microsoft.ContainerService"
 # Every Fleet api-version Azure has published, from the first preview on (azure-rest-api-specs, containerservice/
@@ -137,7 +138,7 @@ def set_state(emulator: Emulator, resource_id: str, state: str, error: dict[str,
         props = record["body"]["properties"]
         props["provisioningState"] = state
         if "status" in props and isinstance(props["status"], dict) and "lastOperationId" in props["status"]:
-            props["status"]["lastOperationError"] = error
+            props["status"]["lastOperationError"] = error_detail(error)
 
     emulator.store.update(RESOURCES, resource_id, change)
 
@@ -207,3 +208,17 @@ def delete_child(emulator: Emulator, request: Request, fleet_record: Record, res
         op = start_operation(emulator, kind=kind, resource_id=resource_id, location=fleet_record["body"]["location"],
                              work=work, on_failure=on_failure)
     return accepted(emulator, request, op)
+
+
+def add_child_reads(router: APIRouter, resource_type: str, item_param: str, *, what: str, plural: str) -> None:
+    """GET one child resource of a fleet (`.../fleets/{fleet}/<children>/{item_param}`) and GET the list of them,
+    through the kernel's shared GET route."""
+    collection = f"{FLEET_PATH}/{resource_type.rsplit('/', 1)[1]}"
+    add_get(router, f"{collection}/{{{item_param}}}",
+            lambda emulator, caller, path: read_child(emulator, caller, path["subscription_id"], path["group"],
+                                                      path["fleet"], resource_type, path[item_param]),
+            f"A {what}.")
+    add_get(router, collection,
+            lambda emulator, caller, path: list_children(emulator, caller, path["subscription_id"], path["group"],
+                                                         path["fleet"], resource_type),
+            f"{plural} of a fleet.")
