@@ -144,6 +144,22 @@ def _approval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _automations(args: argparse.Namespace) -> int:
+    from console.approvals import ApprovalError
+    from console.automations import AutomationError, apply_automation
+    from tasks.fleet_source import resolve_fleet_spec
+
+    try:
+        print(apply_automation(resolve_fleet_spec(args.fleet)))
+    except FleetSpecError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    except (AutomationError, ApprovalError) as error:
+        print(f"fleetflow automations apply: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The fleetflow command line."""
     parser = argparse.ArgumentParser(
@@ -193,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", metavar="KEY=VALUE",
                      help="a flow parameter; VALUE is JSON when it parses (repeatable)")
     local.set_defaults(handler=_local)
+
+    automations = commands.add_parser("automations", help="Prefect automations fleetflow keeps (idempotent)")
+    automation_commands = automations.add_subparsers(dest="automations_command", required=True)
+    apply = automation_commands.add_parser("apply", help="notify the approvers (the spec's upgrade_health."
+                                           "notification_block) whenever a staged-upgrade stage waits")
+    apply.add_argument("--fleet", default="fleet.yaml", help="fleet spec: a path or block:<name> (default fleet.yaml)")
+    apply.set_defaults(handler=_automations)
 
     for name, help_text in (("approve", "approve the pending stage of a staged-upgrade flow run"),
                             ("reject", "reject the pending stage; the update run is stopped")):

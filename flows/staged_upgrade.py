@@ -1,4 +1,5 @@
-"""staged-upgrade: a Fleet update run, stage by stage, with a human approval before each next stage."""
+"""staged-upgrade: a Fleet update run, stage by stage, with a health check of each stage's clusters and an
+approval (a human's, or the spec's auto-approve policy's when every check passed) before each next stage."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 from typing import Any, cast
 from uuid import UUID
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
@@ -15,10 +16,11 @@ from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
+from flows.common import gather, region_task_runner
 from tasks import update_runs
 from tasks.artifacts import artifact_key, publish_markdown, publish_table
 from tasks.fleet_source import resolve_fleet_spec
-from tasks.spec import FleetSpec, NodeImageSelection, StageSpec, UpgradeType
+from tasks.spec import ClusterSpec, FleetSpec, NodeImageSelection, StageSpec, UpgradeType
 from tasks.staged_upgrade import (
     attach_or_start_run,
     complete_gate,
@@ -27,9 +29,23 @@ from tasks.staged_upgrade import (
     read_cluster_versions,
     stop_update_run,
 )
-from tasks.update_runs import UPDATE_RUN_TAG, PendingGate, UpgradeRequest
+from tasks.update_runs import UPDATE_RUN_TAG, PendingGate, RunView, UpgradeRequest
+from tasks.upgrade_health import (
+    HealthRow,
+    auto_approval,
+    check_upgraded_cluster,
+    health_counts,
+    health_report,
+    health_summary,
+    read_restart_baseline,
+    stage_clusters,
+)
 
 TIMEOUT_APPROVER = "fleetflow-approval-timeout"
+POLICY_APPROVER = "fleetflow-auto-approve-policy"
+# Flow-run labels a paused run carries for the approvers' notification (console/automations.py reads them).
+HEALTH_LABEL = "fleetflow.health"
+NEXT_STAGE_LABEL = "fleetflow.next-stage"
 PAUSE_SAFETY_MARGIN_SECONDS = 600
 
 
@@ -84,6 +100,43 @@ def take_over_update_run(spec: FleetSpec, run_name: str) -> list[str]:
     return cancelled
 
 
+def restart_baselines(spec: FleetSpec, clusters: list[ClusterSpec],
+                      credentials_block: str) -> dict[str, dict[str, int]]:
+    """Restarts per pod of each cluster as its stage begins (cluster name -> pod uid -> restarts); a cluster
+    that cannot be read gets none, so all of its pods' restarts count."""
+    baselines: dict[str, dict[str, int]] = {}
+    for cluster, future in zip(clusters, read_restart_baseline.map(unmapped(spec), clusters,
+                                                                   unmapped(credentials_block)), strict=True):
+        future.wait()
+        baselines[cluster.name] = future.result() if future.state.is_completed() else {}
+    return baselines
+
+
+def stage_health(spec: FleetSpec, view: RunView, stage: str | None, request: UpgradeRequest,
+                 baselines: dict[str, dict[str, int]], credentials_block: str) -> list[HealthRow]:
+    """Every health check of every cluster the stage upgraded, in parallel; a check that could not run fails."""
+    clusters = stage_clusters(spec, view, stage)
+    futures = [check_upgraded_cluster.submit(spec, cluster, request.upgrade_type, request.kubernetes_version,
+                                             baselines.get(cluster.name, {}), credentials_block)
+               for cluster in clusters]
+    results, errors = gather("upgrade health", futures)
+    rows: list[HealthRow] = [row for group in results for row in group]
+    return rows + [HealthRow(cluster=spec.name, check="health check ran", object="-", result="failed", detail=error)
+                   for error in errors]
+
+
+def label_waiting_run(summary: str, gate: PendingGate) -> None:
+    """Put the health summary on the flow run for the notification sent when it pauses (labels are read by the
+    automation's template)."""
+    from prefect.client.orchestration import get_client
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run_labels(context.flow_run.id, {HEALTH_LABEL: summary, NEXT_STAGE_LABEL: gate.next_stage})
+
+
 def _ask_for_approval(report: str, gate: PendingGate, timeout_seconds: int,
                       poll_seconds: float) -> StageApproval | None:
     """Pause for the approver's answer; None when nobody answered within the timeout.
@@ -121,7 +174,7 @@ def _ask_for_approval(report: str, gate: PendingGate, timeout_seconds: int,
     return answer
 
 
-@flow(name="staged-upgrade")
+@flow(name="staged-upgrade", task_runner=region_task_runner())
 def staged_upgrade(
     fleet: str = "fleet.yaml",
     credentials_block: str = "fleetflow-azure",
@@ -133,6 +186,10 @@ def staged_upgrade(
     poll_seconds: float = 15.0,
 ) -> list[dict[str, Any]]:
     """Upgrade the fleet stage by stage through a Fleet update run, pausing for approval between stages.
+
+    Before each gate, every cluster of the stage just done is health-checked (upgrade_health in the spec); the
+    report the approver reads holds the results. The spec's auto-approve policy completes the gate itself
+    when the upgrade type is listed and every check passed; otherwise a human answers.
 
     Kubernetes version is required for Full and ControlPlaneOnly and refused for NodeImageOnly. Running
     it again with the same parameters attaches to the update run already in progress.
@@ -157,6 +214,7 @@ def staged_upgrade(
     run_name = attach_or_start_run(spec, request, chosen_stages, strategy_id, credentials_block)
     for superseded in take_over_update_run(spec, run_name):
         logger.warning("cancelled flow run %s: this run now follows update run %s", superseded, run_name)
+    baselines = restart_baselines(spec, spec.clusters(), credentials_block)
     progress_id = cast(UUID, create_progress_artifact(0.0, key=artifact_key("upgrade-progress", spec.name),
                                                       description=f"Members done in update run {run_name}"))
 
@@ -167,9 +225,28 @@ def staged_upgrade(
         gate = view.pending_gate
         assert gate is not None  # follow_run returns only at a gate or at the end
         versions_now = read_cluster_versions(spec, credentials_block)
-        report = update_runs.stage_report(view, gate.previous_stage, versions_before, versions_now)
+        health = stage_health(spec, view, gate.previous_stage, request, baselines, credentials_block)
+        counts = health_counts(health)
+        publish_table(f"upgrade-health-{spec.name}", health,
+                      f"Health of stage {gate.previous_stage} of {run_name}: {counts['passed']} passed, "
+                      f"{counts['failed']} failed, {counts['skipped']} skipped")
+        approved, policy = auto_approval(spec.upgrade_health, request.upgrade_type, gate.previous_stage, health)
+        report = "\n\n".join([update_runs.stage_report(view, gate.previous_stage, versions_before, versions_now),
+                               health_report(gate.previous_stage, health), f"**Auto-approve policy:** {policy}."])
+        for row in health:
+            if row["result"] != "passed":
+                logger.warning("health of %s: %s %s on %s: %s", gate.previous_stage, row["check"], row["result"],
+                               row["cluster"], f"{row['object']}: {row['detail']}")
+        if approved:
+            publish_markdown(f"upgrade-approval-{spec.name}", report,
+                             f"Stage {gate.next_stage} of {run_name} approved by the auto-approve policy")
+            logger.info("stage %s %s", gate.next_stage, policy)
+            baselines |= restart_baselines(spec, stage_clusters(spec, view, gate.next_stage), credentials_block)
+            complete_gate(spec, gate, credentials_block)
+            continue
         publish_markdown(f"upgrade-approval-{spec.name}", report, f"Approve stage {gate.next_stage} of {run_name}?")
-        logger.info("update run %s waits for approval of stage %s", run_name, gate.next_stage)
+        label_waiting_run(health_summary(gate.previous_stage, health), gate)
+        logger.info("update run %s waits for approval of stage %s (%s)", run_name, gate.next_stage, policy)
         answer = _ask_for_approval(report, gate, approval_timeout_seconds, poll_seconds)
         if answer is None:
             stop_update_run(spec, run_name, credentials_block)
@@ -182,6 +259,7 @@ def staged_upgrade(
                                      f"{answer.comment or 'no reason given'}; the update run was stopped")
         logger.info("stage %s approved by %s: %s", gate.next_stage, answer.approver or "an approver",
                     answer.comment or "-")
+        baselines |= restart_baselines(spec, stage_clusters(spec, view, gate.next_stage), credentials_block)
         complete_gate(spec, gate, credentials_block)
 
     versions_now = read_cluster_versions(spec, credentials_block)
