@@ -268,13 +268,14 @@ class ProviderCatalog:
                 "locations": locations if located else [],
                 "apiVersions": sorted(versions, reverse=True),
                 "defaultApiVersion": max((v for v in versions if "preview" not in v), default=None),
+                "aliases": [],
                 "capabilities": "SupportsTags, SupportsLocation" if located and "/" not in resource_type else "None",
             })
         return {
             "id": f"{self.emulator.subscription_path}/providers/{name}",
             "namespace": name,
             "registrationState": self.state(name),
-            "registrationPolicy": "RegistrationRequired",
+            "registrationPolicy": "RegistrationFree" if name.lower() in _ALWAYS_REGISTERED else "RegistrationRequired",
             "resourceTypes": resource_types,
         }
 
