@@ -25,7 +25,7 @@ def main() -> int:
         if wanted and module not in wanted:
             continue
         counts[module][status] += 1
-    print(f"| module | mutants | killed | survived | no test reaches | score |")
+    print("| module | mutants | killed | survived | no test reaches | score |")
     print("|---|---|---|---|---|---|")
     weakest = 100.0
     for module in sorted(counts):
