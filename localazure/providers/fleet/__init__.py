@@ -1,8 +1,9 @@
 """Local Azure Kubernetes Fleet Manager: fleets, members, update strategies, update runs and gates.
 
 `provider` is listed by `localazure.composition`; it serves the `fleets` type of
-Microsoft.ContainerService at api-version 2026-06-01 (azure-mgmt-containerservicefleet 4.x), plus
-2025-03-01 and 2024-04-01.
+Microsoft.ContainerService at every api-version Azure has published (2022-06-02-preview to 2026-06-01, the
+version of azure-mgmt-containerservicefleet 4.x), answering all in the newest shape. Auto-upgrade profiles
+(`autoupgrade.py`) are recorded, never triggered.
 
 Behaviour worth knowing when driving it with the SDK:
 
