@@ -93,11 +93,16 @@ def of_type(emulator: Emulator, resource_type: str, prefix: str = "") -> list[Re
     )
 
 
+def only_readable(emulator: Emulator, caller: Principal, action: str,
+                  bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The resource bodies on which the caller may do `action` (e.g. `<type>/read`): what every list answers."""
+    return [body for body in bodies if emulator.rbac.allowed(caller, action, body["id"])]
+
+
 def readable(emulator: Emulator, caller: Principal, resource_type: str, prefix: str) -> list[dict[str, Any]]:
     """Bodies of one type below `prefix` (a subscription or group id) that the caller may read."""
-    action = f"{resource_type}/read"
-    return [r["body"] for r in of_type(emulator, resource_type, prefix)
-            if emulator.rbac.allowed(caller, action, r["body"]["id"])]
+    return only_readable(emulator, caller, f"{resource_type}/read",
+                         [r["body"] for r in of_type(emulator, resource_type, prefix)])
 
 
 def name_holder(emulator: Emulator, resource_type: str, name: str) -> Record | None:

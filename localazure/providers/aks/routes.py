@@ -17,7 +17,7 @@ from localazure.arm.common import (
     require_subscription,
 )
 from localazure.arm.context import Emulator, get_emulator
-from localazure.arm.envelope import check_etag, properties_of, tags_of
+from localazure.arm.envelope import check_etag, only_readable, properties_of, tags_of
 from localazure.arm.providers import ResourceProvider
 from localazure.arm.rbac import Principal
 from localazure.providers.aks import model as aksmodel
@@ -134,7 +134,7 @@ def list_clusters(
 ) -> dict[str, Any]:
     """Clusters of the subscription the caller may read."""
     require_subscription(emulator, subscription_id)
-    return {"value": [c for c in _aks(emulator).list_clusters() if emulator.rbac.allowed(caller, f"{A}/read", c["id"])]}
+    return {"value": only_readable(emulator, caller, f"{A}/read", _aks(emulator).list_clusters())}
 
 
 @router.get(CLUSTER + "/agentPools")

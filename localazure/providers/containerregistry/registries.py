@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from localazure.arm import tracked
 from localazure.arm.auth import get_caller
 from localazure.arm.common import (
     RESOURCES,
@@ -43,7 +44,6 @@ from localazure.arm.providers import ResourceProvider
 from localazure.arm.rbac import Principal
 from localazure.arm.sealed import sealer_of
 from localazure.arm.store import Record
-from localazure.providers import tracked
 
 NAMESPACE = "Microsoft.ContainerRegistry"
 REGISTRY_TYPE = f"{NAMESPACE}/registries"
@@ -192,14 +192,7 @@ def _delete(emulator: Emulator, registry_id: str, run: OperationRun) -> None:
     delete_records(emulator, registry_id)
 
 
-@router.get(REGISTRY_PATH)
-def get_registry(
-    subscription_id: str, group: str, name: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """A registry."""
-    body: dict[str, Any] = tracked.read(emulator, caller, subscription_id, group, REGISTRY_TYPE, name)["body"]
-    return body
+tracked.add_reads(router, REGISTRY_TYPE, REGISTRY_PATH, what="registry", plural="Registries")
 
 
 @router.patch(REGISTRY_PATH)
@@ -255,23 +248,6 @@ def delete_registry(
             on_failure=lambda _error: set_provisioning_state(emulator, registry_id, "Failed"),
         )
     return accepted(emulator, request, op, async_operation=False)
-
-
-@router.get("/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.ContainerRegistry/registries")
-def list_registries_by_group(
-    subscription_id: str, group: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Registries of a group that the caller may read."""
-    return tracked.list_in_group(emulator, caller, subscription_id, group, REGISTRY_TYPE)
-
-
-@router.get("/subscriptions/{subscription_id}/providers/Microsoft.ContainerRegistry/registries")
-def list_registries(
-    subscription_id: str, emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Registries of the subscription that the caller may read."""
-    return tracked.list_in_subscription(emulator, caller, subscription_id, REGISTRY_TYPE)
 
 
 @router.post("/subscriptions/{subscription_id}/providers/Microsoft.ContainerRegistry/checkNameAvailability")

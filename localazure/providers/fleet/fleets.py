@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from localazure.arm import tracked
 from localazure.arm.auth import get_caller
 from localazure.arm.common import (
     RESOURCES,
@@ -117,17 +118,7 @@ async def create_or_update_fleet(
     return accepted_write(emulator, request, op, stored, 200 if existing else 201)
 
 
-@router.get(FLEET_PATH)
-def get_fleet(
-    subscription_id: str, group: str, fleet: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """A fleet."""
-    fleet_id = authorize_in_subscription(emulator, caller, subscription_id, action(FLEET_TYPE, "read"),
-                                         fleet_resource_id(emulator, group, fleet))
-    get_group(emulator, group)
-    body: dict[str, Any] = require(emulator, fleet_id, FLEET_TYPE, group)["body"]
-    return body
+tracked.add_reads(router, FLEET_TYPE, FLEET_PATH, what="fleet", plural="Fleets", item_param="fleet")
 
 
 @router.patch(FLEET_PATH)
@@ -185,32 +176,3 @@ def delete_fleet(
 def _delete_fleet(emulator: Emulator, fleet_id: str, run: OperationRun) -> None:
     engine_of(emulator).forget_under(fleet_id)
     finish_delete(emulator, fleet_id, run)
-
-
-def _readable_fleets(emulator: Emulator, caller: Principal, prefix: str) -> list[dict[str, Any]]:
-    low = prefix.lower() + "/"
-    fleets = [r["body"] for r in emulator.store.values(
-        RESOURCES, lambda r: r["body"].get("type") == FLEET_TYPE and r["body"]["id"].lower().startswith(low))]
-    return [f for f in fleets if emulator.rbac.allowed(caller, action(FLEET_TYPE, "read"), f["id"])]
-
-
-@router.get("/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.ContainerService/fleets")
-def list_fleets_by_group(
-    subscription_id: str, group: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Fleets of a resource group that the caller may read."""
-    require_subscription(emulator, subscription_id)
-    get_group(emulator, group)
-    return {"value": _readable_fleets(emulator, caller, emulator.group_id(group))}
-
-
-@router.get("/subscriptions/{subscription_id}/providers/Microsoft.ContainerService/fleets")
-def list_fleets_by_subscription(
-    subscription_id: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Fleets of the subscription that the caller may read."""
-    require_subscription(emulator, subscription_id)
-    return {"value": _readable_fleets(emulator, caller, emulator.subscription_path)}
-

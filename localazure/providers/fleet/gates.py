@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -18,6 +21,7 @@ from localazure.providers.fleet.resources import (
     add_child_reads,
     authorize_child,
     check_etag,
+    list_children,
     mark_modified,
     properties_of,
     require,
@@ -28,7 +32,31 @@ router = APIRouter()
 GATE_PATH = FLEET_PATH + "/gates/{gate}"
 
 
-add_child_reads(router, GATE_TYPE, "gate", what="gate", plural="Gates (of every update run)")
+add_child_reads(router, GATE_TYPE, "gate", what="gate", plural="Gates", with_list=False)
+
+# `$filter` Fleet accepts on gates: `properties/state eq '<state>'`.
+STATE_FILTER = re.compile(r"^\s*properties/state\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+
+
+@router.get(FLEET_PATH + "/gates")
+def list_gates(
+    subscription_id: str, group: str, fleet: str, request: Request,
+    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
+) -> dict[str, Any]:
+    """Gates of a fleet (of every update run); `$filter=properties/state eq '<state>'` and `$top` honoured."""
+    answer = list_children(emulator, caller, subscription_id, group, fleet, GATE_TYPE)
+    wanted = request.query_params.get("$filter")
+    if wanted:
+        match = STATE_FILTER.match(wanted)
+        if match is None:
+            raise invalid_parameter("$filter", f"The filter '{wanted}' is not supported; use "
+                                    "properties/state eq '<state>'.")
+        answer["value"] = [gate for gate in answer["value"]
+                           if str(gate["properties"].get("state", "")).lower() == match.group(1).lower()]
+    top = request.query_params.get("$top")
+    if top and top.isdigit():
+        answer["value"] = answer["value"][: int(top)]
+    return answer
 
 
 @router.patch(GATE_PATH)

@@ -20,18 +20,17 @@ from localazure.providers.fleet.resources import (
     FLEET_PATH,
     MEMBER_TYPE,
     accepted_write,
+    add_child_reads,
     authorize_child,
     check_etag,
     delete_child,
     finish_delete,
     finish_write,
-    list_children,
     load,
     mark_modified,
     new_etag,
     operation_status_id,
     properties_of,
-    read_child,
     require,
     set_state,
     start_operation,
@@ -172,22 +171,7 @@ async def update_member(
     return JSONResponse(updated["body"], status_code=200)
 
 
-@router.get(MEMBER_PATH)
-def get_member(
-    subscription_id: str, group: str, fleet: str, member: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """A fleet member."""
-    return read_child(emulator, caller, subscription_id, group, fleet, MEMBER_TYPE, member)
-
-
-@router.get(FLEET_PATH + "/members")
-def list_members(
-    subscription_id: str, group: str, fleet: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Members of a fleet."""
-    return list_children(emulator, caller, subscription_id, group, fleet, MEMBER_TYPE)
+add_child_reads(router, MEMBER_TYPE, "member", what="fleet member", plural="Members")
 
 
 @router.delete(MEMBER_PATH)

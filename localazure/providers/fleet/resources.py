@@ -210,14 +210,17 @@ def delete_child(emulator: Emulator, request: Request, fleet_record: Record, res
     return accepted(emulator, request, op)
 
 
-def add_child_reads(router: APIRouter, resource_type: str, item_param: str, *, what: str, plural: str) -> None:
-    """GET one child resource of a fleet (`.../fleets/{fleet}/<children>/{item_param}`) and GET the list of them,
-    through the kernel's shared GET route."""
+def add_child_reads(router: APIRouter, resource_type: str, item_param: str, *, what: str, plural: str,
+                    with_list: bool = True) -> None:
+    """GET one child resource of a fleet (`.../fleets/{fleet}/<children>/{item_param}`) and, with `with_list`,
+    GET the list of them, through the kernel's shared GET route."""
     collection = f"{FLEET_PATH}/{resource_type.rsplit('/', 1)[1]}"
     add_get(router, f"{collection}/{{{item_param}}}",
             lambda emulator, caller, path: read_child(emulator, caller, path["subscription_id"], path["group"],
                                                       path["fleet"], resource_type, path[item_param]),
             f"A {what}.")
+    if not with_list:
+        return
     add_get(router, collection,
             lambda emulator, caller, path: list_children(emulator, caller, path["subscription_id"], path["group"],
                                                          path["fleet"], resource_type),

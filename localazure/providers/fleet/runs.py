@@ -23,16 +23,15 @@ from localazure.providers.fleet.resources import (
     STRATEGY_TYPE,
     accepted,
     accepted_write,
+    add_child_reads,
     authorize_child,
     check_etag,
     children,
     delete_child,
     delete_records,
-    list_children,
     load,
     new_etag,
     properties_of,
-    read_child,
     require,
     start_operation,
     system_data,
@@ -235,22 +234,7 @@ def _run_record(emulator: Emulator, subscription_id: str, group: str, fleet: str
     return fleet_record, require(emulator, run_id, RUN_TYPE, group)
 
 
-@router.get(RUN_PATH)
-def get_run(
-    subscription_id: str, group: str, fleet: str, run: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """An update run with its live status."""
-    return read_child(emulator, caller, subscription_id, group, fleet, RUN_TYPE, run)
-
-
-@router.get(FLEET_PATH + "/updateRuns")
-def list_runs(
-    subscription_id: str, group: str, fleet: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Update runs of a fleet."""
-    return list_children(emulator, caller, subscription_id, group, fleet, RUN_TYPE)
+add_child_reads(router, RUN_TYPE, "run", what="update run with its live status", plural="Update runs")
 
 
 @router.delete(RUN_PATH)

@@ -17,16 +17,15 @@ from localazure.providers.fleet.resources import (
     FLEET_PATH,
     STRATEGY_TYPE,
     accepted_write,
+    add_child_reads,
     authorize_child,
     check_etag,
     delete_child,
     finish_delete,
     finish_write,
-    list_children,
     load,
     new_etag,
     properties_of,
-    read_child,
     set_state,
     start_operation,
     system_data,
@@ -173,22 +172,7 @@ async def create_or_update_strategy(
     return accepted_write(emulator, request, op, stored, 200 if existing else 201)
 
 
-@router.get(STRATEGY_PATH)
-def get_strategy(
-    subscription_id: str, group: str, fleet: str, strategy: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """An update strategy."""
-    return read_child(emulator, caller, subscription_id, group, fleet, STRATEGY_TYPE, strategy)
-
-
-@router.get(FLEET_PATH + "/updateStrategies")
-def list_strategies(
-    subscription_id: str, group: str, fleet: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Update strategies of a fleet."""
-    return list_children(emulator, caller, subscription_id, group, fleet, STRATEGY_TYPE)
+add_child_reads(router, STRATEGY_TYPE, "strategy", what="update strategy", plural="Update strategies")
 
 
 @router.delete(STRATEGY_PATH)

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from localazure.arm import tracked
 from localazure.arm.auth import get_caller
 from localazure.arm.common import (
     RESOURCES,
@@ -39,7 +40,6 @@ from localazure.arm.errors import ArmError, another_operation_in_progress, inval
 from localazure.arm.lro import OperationRun
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
-from localazure.providers import tracked
 from localazure.providers.keyvault.model import (
     DELETED_VAULT_TYPE,
     DELETED_VAULTS,
@@ -205,14 +205,7 @@ def _update(emulator: Emulator, request: Request, caller: Principal, existing: R
     return JSONResponse(updated["body"], status_code=200)
 
 
-@router.get(VAULT_PATH)
-def get_vault(
-    subscription_id: str, group: str, name: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """A vault."""
-    body: dict[str, Any] = tracked.read(emulator, caller, subscription_id, group, VAULT_TYPE, name)["body"]
-    return body
+tracked.add_reads(router, VAULT_TYPE, VAULT_PATH, what="vault", plural="Vaults", lists=False)
 
 
 @router.patch(VAULT_PATH)

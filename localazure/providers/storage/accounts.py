@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from localazure.arm import tracked
 from localazure.arm.auth import get_caller
 from localazure.arm.common import (
     RESOURCES,
@@ -41,7 +42,6 @@ from localazure.arm.providers import ResourceProvider
 from localazure.arm.rbac import Principal
 from localazure.arm.sealed import sealer_of
 from localazure.arm.store import Record
-from localazure.providers import tracked
 
 NAMESPACE = "Microsoft.Storage"
 ACCOUNT_TYPE = f"{NAMESPACE}/storageAccounts"
@@ -176,14 +176,7 @@ def _finish(emulator: Emulator, account_id: str, run: OperationRun) -> None:
     set_provisioning_state(emulator, account_id, "Succeeded")
 
 
-@router.get(ACCOUNT_PATH)
-def get_account(
-    subscription_id: str, group: str, name: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """A storage account."""
-    body: dict[str, Any] = tracked.read(emulator, caller, subscription_id, group, ACCOUNT_TYPE, name)["body"]
-    return body
+tracked.add_reads(router, ACCOUNT_TYPE, ACCOUNT_PATH, what="storage account", plural="Accounts")
 
 
 @router.patch(ACCOUNT_PATH)
@@ -233,23 +226,6 @@ def delete_account(
             raise another_operation_in_progress(account_id, "storage account")
         delete_records(emulator, account_id)
     return Response(status_code=200)
-
-
-@router.get("/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.Storage/storageAccounts")
-def list_accounts_by_group(
-    subscription_id: str, group: str,
-    emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Accounts of a group that the caller may read."""
-    return tracked.list_in_group(emulator, caller, subscription_id, group, ACCOUNT_TYPE)
-
-
-@router.get("/subscriptions/{subscription_id}/providers/Microsoft.Storage/storageAccounts")
-def list_accounts(
-    subscription_id: str, emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
-) -> dict[str, Any]:
-    """Accounts of the subscription that the caller may read."""
-    return tracked.list_in_subscription(emulator, caller, subscription_id, ACCOUNT_TYPE)
 
 
 @router.post("/subscriptions/{subscription_id}/providers/Microsoft.Storage/checkNameAvailability")

@@ -1,12 +1,16 @@
-"""What the tracked resources of these providers share: the path of one resource, reads and lists
-with RBAC, cascade deletion with their group, and repair after a restart."""
+"""What every provider's tracked resources share: the path of one resource, reads and lists with RBAC, the
+GET routes of a type (`add_reads`), cascade deletion with their group, and repair after a restart."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from fastapi import APIRouter, Depends, Request
+
+from localazure.arm.auth import get_caller
 from localazure.arm.common import RESOURCES, authorize_in_subscription, get_group, require_subscription
-from localazure.arm.context import Emulator
+from localazure.arm.context import Emulator, get_emulator
 from localazure.arm.envelope import delete_records, load, of_type, readable
 from localazure.arm.errors import not_found
 from localazure.arm.rbac import Principal
@@ -73,3 +77,43 @@ def fail_transitional(emulator: Emulator, resource_type: str) -> None:
             if record["body"].get("properties", {}).get("provisioningState") in TRANSITIONAL:
                 emulator.store.update(RESOURCES, record["body"]["id"],
                                       lambda r: r["body"]["properties"].update(provisioningState="Failed"))
+
+
+# An answer to a GET: (emulator, caller, the path's parameters) -> the JSON body.
+Reader = Callable[[Emulator, Principal, dict[str, str]], dict[str, Any]]
+
+
+def add_get(router: APIRouter, path: str, answer: Reader, summary: str) -> None:
+    """Register `GET path`, answered by `answer(emulator, caller, path parameters)`: the read and list routes
+    every provider has, written once."""
+
+    def handler(request: Request, emulator: Emulator = Depends(get_emulator),
+                caller: Principal = Depends(get_caller)) -> dict[str, Any]:
+        return answer(emulator, caller, dict(request.path_params))
+
+    handler.__doc__ = summary
+    router.add_api_route(path, handler, methods=["GET"], name=summary)
+
+
+def add_reads(router: APIRouter, resource_type: str, item_path: str, *, what: str, plural: str,
+              item_param: str = "name", lists: bool = True) -> None:
+    """GET one resource of a top-level type (`item_path` names `{subscription_id}`, `{group}` and the item)
+    and, with `lists`, the lists of the type by group and by subscription, filtered to what the caller may
+    read."""
+
+    def one(emulator: Emulator, caller: Principal, path: dict[str, str]) -> dict[str, Any]:
+        body: dict[str, Any] = read(emulator, caller, path["subscription_id"], path["group"], resource_type,
+                                    path[item_param])["body"]
+        return body
+
+    add_get(router, item_path, one, f"A {what}.")
+    if not lists:
+        return
+    add_get(router, f"/subscriptions/{{subscription_id}}/resourceGroups/{{group}}/providers/{resource_type}",
+            lambda emulator, caller, path: list_in_group(emulator, caller, path["subscription_id"], path["group"],
+                                                         resource_type),
+            f"{plural} of a group that the caller may read.")
+    add_get(router, f"/subscriptions/{{subscription_id}}/providers/{resource_type}",
+            lambda emulator, caller, path: list_in_subscription(emulator, caller, path["subscription_id"],
+                                                                resource_type),
+            f"{plural} of the subscription that the caller may read.")
