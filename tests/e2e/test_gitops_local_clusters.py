@@ -167,6 +167,31 @@ def test_a_changed_crd_pattern_upgrades_only_the_operator(git_fleet: GitFleet) -
         git_fleet.spec_path.write_text(yaml.safe_dump(document))
 
 
+def test_a_rotated_operator_secret_is_rolled_out_by_a_rerun(git_fleet: GitFleet) -> None:
+    import base64
+
+    from pydantic import SecretStr
+
+    block: AzureServicePrincipal = AzureServicePrincipal.load("fleetflow-aso")  # type: ignore[assignment]
+    original = block.client_secret.get_secret_value()
+    block.client_secret = SecretStr("rotated-secret-canary")
+    block.save("fleetflow-aso", overwrite=True)
+    try:
+        rows = bootstrap_aso(fleet=str(git_fleet.spec_path), return_state=True).result()
+        assert all(row["changed"] == "operator settings written, controller restarted" for row in rows), rows
+        with git_fleet.api("eastus") as api:
+            settings = kube.CoreV1Api(api).read_namespaced_secret(SETTINGS_SECRET, "azureserviceoperator-system")
+            assert base64.b64decode(settings.data["AZURE_CLIENT_SECRET"]) == b"rotated-secret-canary"
+            template = kube.AppsV1Api(api).read_namespaced_deployment(
+                "azureserviceoperator-controller-manager", "azureserviceoperator-system").spec.template
+            assert "kubectl.kubernetes.io/restartedAt" in (template.metadata.annotations or {})
+        assert "rotated-secret-canary" not in json.dumps(_latest_artifact("bootstrap-aso-gitfleet"))
+    finally:
+        block.client_secret = SecretStr(original)
+        block.save("fleetflow-aso", overwrite=True)
+    assert bootstrap_aso(fleet=str(git_fleet.spec_path), return_state=True).is_completed()
+
+
 def _control_plane_pids(cluster_name: str) -> list[int]:
     """Pids of the API server process of one local cluster (found by its cluster directory in the command line)."""
     found = []
