@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFuture
 
-from flows.common import StepFailed, gather, raise_if_failed, region_task_runner
+from flows.common import StepFailed, fleet_task_runner, gather, raise_if_failed, share_write_budget
 from tasks.artifacts import publish_table
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.gitops.sync import ObjectRow, read_tree, resolve_commit, sync_cluster, unhealthy_rows
@@ -15,7 +15,7 @@ from tasks.keyvault import write_key_vault_secrets
 from tasks.registry import grant_registry_pull
 
 
-@flow(name="apply-resources", task_runner=region_task_runner(), log_prints=False)
+@flow(name="apply-resources", task_runner=fleet_task_runner(), log_prints=False)
 def apply_resources(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure") -> list[ObjectRow]:
     """Apply the commit gitops.ref names on every cluster, prune what left Git, wait until every object is healthy,
     then write the Key Vault secrets from their blocks and grant each cluster pull rights on the registry.
@@ -26,6 +26,7 @@ def apply_resources(fleet: str = "fleet.yaml", credentials_block: str = "fleetfl
     """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
+    share_write_budget(spec, credentials_block)
     if spec.gitops is None:
         raise StepFailed("apply-resources: the fleet spec has no gitops section; add gitops.repository, ref and path",
                          operation="apply-resources", resource_id=spec.name)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, unmapped
 
-from flows.common import gather, raise_if_failed, region_task_runner
+from flows.common import fleet_task_runner, gather, raise_if_failed, share_write_budget
 from tasks.artifacts import publish_table
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.service_operator import BootstrapRow, bootstrap_cluster
 
 
-@flow(name="bootstrap-aso", task_runner=region_task_runner(), log_prints=False)
+@flow(name="bootstrap-aso", task_runner=fleet_task_runner(), log_prints=False)
 def bootstrap_aso(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure") -> list[BootstrapRow]:
     """Install or upgrade cert-manager and Azure Service Operator on every cluster; a re-run changes nothing.
 
@@ -23,6 +23,7 @@ def bootstrap_aso(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow
     """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
+    share_write_budget(spec, credentials_block)
     clusters = spec.clusters()
     operator = spec.service_operator
     logger.info("bootstrapping Azure Service Operator %s (cert-manager %s) on %d clusters, crdPattern %s",

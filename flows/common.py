@@ -1,4 +1,4 @@
-"""What the lifecycle flows share: the region-wide task runner and collecting fanned-out task results."""
+"""What the lifecycle flows share: the fleet-wide task runner, the write budget, collecting fanned-out results."""
 
 from __future__ import annotations
 
@@ -9,17 +9,30 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from tasks.retry import FleetflowError
-from tasks.spec import AZURE_REGIONS
+from tasks.spec import FleetSpec
 
-# One thread per region: a spec lists each Azure region at most once, so this many workers never make a
-# region wait for another. The pool only starts threads for tasks actually submitted.
-REGION_WORKERS = len(AZURE_REGIONS) + 4
+# Threads for one flow run's fanned-out tasks: more than a fleet holds clusters (Fleet Manager's member limit), so
+# fan-out is per cluster and never waits for a thread; the pool starts threads only for tasks actually submitted.
+# What bounds the pace is the subscription's Resource Manager write budget (share_write_budget), not this pool.
+FLEET_WORKERS = 256
 
 
-def region_task_runner() -> TaskRunner[PrefectFuture[Any]]:
-    """A task runner wide enough to run every region's tasks at the same time."""
-    runner: TaskRunner[PrefectFuture[Any]] = ThreadPoolTaskRunner(max_workers=REGION_WORKERS)  # type: ignore[assignment]
+def fleet_task_runner() -> TaskRunner[PrefectFuture[Any]]:
+    """A task runner wide enough to run every cluster's tasks at the same time."""
+    runner: TaskRunner[PrefectFuture[Any]] = ThreadPoolTaskRunner(max_workers=FLEET_WORKERS)  # type: ignore[assignment]
     return runner
+
+
+region_task_runner = fleet_task_runner  # the name flows used when a region held one cluster
+
+
+def share_write_budget(spec: FleetSpec, credentials_block: str) -> str:
+    """Create or update the subscription's Resource Manager write budget (a Prefect global concurrency limit every
+    flow on the subscription draws on) from the spec's concurrency section; returns the limit's name."""
+    from tasks import arm_budget
+    from tasks.clients import load_azure_clients
+
+    return arm_budget.share_write_budget(spec, load_azure_clients(credentials_block).subscription_id)
 
 
 class StepFailed(FleetflowError):

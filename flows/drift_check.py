@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, unmapped
 
-from flows.common import StepFailed, gather, raise_if_failed, region_task_runner
+from flows.common import StepFailed, fleet_task_runner, gather, raise_if_failed, share_write_budget
 from tasks.artifacts import publish_markdown
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.gitops.drift import DriftRow
@@ -28,7 +28,7 @@ def drift_report(fleet: str, commits: dict[str, str | None], rows: list[DriftRow
     return "\n".join(lines)
 
 
-@flow(name="drift-check", task_runner=region_task_runner(), log_prints=False)
+@flow(name="drift-check", task_runner=fleet_task_runner(), log_prints=False)
 def drift_check(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure",
                 correct: bool = False) -> list[DriftRow]:
     """Report every field that drifted from the applied commit (in the clusters and in Azure); with `correct`,
@@ -41,6 +41,7 @@ def drift_check(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-a
     """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
+    share_write_budget(spec, credentials_block)
     clusters = spec.clusters()
     results, failures = gather("drift-check", check_cluster_drift.map(unmapped(spec), clusters,
                                                                       unmapped(credentials_block)))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, unmapped
 
-from flows.common import gather, raise_if_failed, region_task_runner
+from flows.common import fleet_task_runner, gather, raise_if_failed, share_write_budget
 from tasks.fleet_members import delete_member, ensure_member, unlisted_members
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.ownership import Outcome
 from tasks.status import publish_fleet_status
 
 
-@flow(name="join", task_runner=region_task_runner(), log_prints=False)
+@flow(name="join", task_runner=fleet_task_runner(), log_prints=False)
 def join(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure",
          remove_unlisted: bool = False) -> list[Outcome]:
     """Join each cluster as a member in its update group; remove members not in the spec only if asked to.
@@ -23,6 +23,7 @@ def join(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure",
     """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
+    share_write_budget(spec, credentials_block)
     clusters = spec.clusters()
     futures = ensure_member.map(unmapped(spec), clusters, unmapped(credentials_block))
     outcomes, failures = gather("join", futures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, unmapped
 
-from flows.common import gather, raise_if_failed, region_task_runner
+from flows.common import fleet_task_runner, gather, raise_if_failed, share_write_budget
 from tasks.aks import ensure_cluster
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.fleets import ensure_fleet
@@ -15,7 +15,7 @@ from tasks.status import publish_fleet_status
 from tasks.versions import check_kubernetes_versions
 
 
-@flow(name="provision", task_runner=region_task_runner(), log_prints=False)
+@flow(name="provision", task_runner=fleet_task_runner(), log_prints=False)
 def provision(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure") -> list[Outcome]:
     """Create or converge the fleet's Azure resources; safe to re-run at any point (a second run changes nothing).
 
@@ -25,6 +25,7 @@ def provision(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azu
     """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
+    share_write_budget(spec, credentials_block)
     # Fail before touching Azure if the service operator's principal cannot be granted its role.
     service_operator_object_id(spec)
     clusters = spec.clusters()

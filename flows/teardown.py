@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, unmapped
 
-from flows.common import gather, raise_if_failed, region_task_runner
+from flows.common import fleet_task_runner, gather, raise_if_failed, share_write_budget
 from tasks.aks import delete_cluster
 from tasks.fleet_members import delete_member, owned_fleet_members
 from tasks.fleet_source import resolve_fleet_spec
@@ -16,7 +16,7 @@ from tasks.rbac import delete_operator_role
 from tasks.resource_groups import delete_resource_group
 
 
-@flow(name="teardown", task_runner=region_task_runner(), log_prints=False)
+@flow(name="teardown", task_runner=fleet_task_runner(), log_prints=False)
 def teardown(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure",
              force: bool = False) -> list[Outcome]:
     """Delete the fleet's resources in dependency order; a re-run after a partial teardown finishes it.
@@ -31,6 +31,7 @@ def teardown(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azur
     """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
+    share_write_budget(spec, credentials_block)
     outcomes: list[Outcome] = []
 
     if spec.gitops is not None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, unmapped
 
-from flows.common import gather, raise_if_failed, region_task_runner
+from flows.common import fleet_task_runner, gather, raise_if_failed, share_write_budget
 from tasks.artifacts import publish_table
 from tasks.checks import Check, check_cluster, check_fleet
 from tasks.fleet_source import resolve_fleet_spec
 
 
-@flow(name="validate", task_runner=region_task_runner(), log_prints=False)
+@flow(name="validate", task_runner=fleet_task_runner(), log_prints=False)
 def validate(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azure") -> list[Check]:
     """Run every check, publish them as a table artifact, and fail naming each failed check.
 
@@ -20,6 +20,7 @@ def validate(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azur
     """
     logger = get_run_logger()
     spec = resolve_fleet_spec(fleet)
+    share_write_budget(spec, credentials_block)
     futures = [check_fleet.submit(spec, credentials_block),
                *check_cluster.map(unmapped(spec), spec.clusters(), unmapped(credentials_block))]
     results, errors = gather("validate", futures)

@@ -30,6 +30,7 @@ from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
 from blocks.azure import AzureServicePrincipal
+from tasks.arm_budget import WriteBudgetPolicy
 
 # Transient failures (429 honouring Retry-After, 5xx, connection resets) are retried here, in the
 # SDK's retry policy, so that no task needs a retry loop of its own for them.
@@ -117,6 +118,8 @@ class AzureClients:
         return {
             "base_url": self.endpoint,
             "credential_scopes": [f"{self.endpoint}/.default"],
+            # Every write takes a slot of the subscription's shared write budget first (tasks/arm_budget.py).
+            "per_call_policies": [WriteBudgetPolicy(self.subscription_id)],
             **RETRY_OPTIONS,
             **self._transport_options,
         }

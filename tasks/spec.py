@@ -189,6 +189,18 @@ class UpgradeHealthSpec(_Strict):
         "that `fleetflow automations apply` sends to when a stage waits for an approval.")
 
 
+class ConcurrencySpec(_Strict):
+    """How hard the flows may drive Resource Manager: one write budget per subscription, shared by every flow."""
+
+    max_parallel_writes: int = Field(200, description="Resource Manager writes (PUT, PATCH, POST, DELETE) sent at "
+                                     "once, at most, by every fleetflow flow on the subscription together: the "
+                                     "burst of a Prefect global concurrency limit named after the subscription. "
+                                     "Default: Azure's write bucket of a subscription (200).")
+    writes_per_second: float = Field(10.0, description="Writes per second once the burst is spent (the limit's "
+                                     "slot decay). Default: Azure's refill rate of a subscription's write bucket "
+                                     "(10 per second).")
+
+
 class FleetSpec(_Strict):
     """The desired state of a fleet."""
 
@@ -203,6 +215,8 @@ class FleetSpec(_Strict):
     regions: list[RegionSpec]
     update_strategy: UpdateStrategySpec
     service_operator: ServiceOperatorSpec = Field(default_factory=lambda: ServiceOperatorSpec())
+    concurrency: ConcurrencySpec = Field(default_factory=lambda: ConcurrencySpec(),
+                                         description="Resource Manager write budget shared by the flows.")
     gitops: GitOpsSpec | None = Field(None, description="The fleet's desired state in Git (apply-resources).")
     upgrade_health: UpgradeHealthSpec = Field(default_factory=lambda: UpgradeHealthSpec(),
                                               description="Health checks and approvals between upgrade stages.")
@@ -393,7 +407,8 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
 def _spec_field_names() -> list[str]:
     """Every key a fleet spec may hold, at any level (for spelling hints)."""
     models: list[type[BaseModel]] = [FleetSpec, ClusterSettings, RegionSpec, ClusterEntrySpec, StageSpec,
-                                     UpdateStrategySpec, ChartSpec, ServiceOperatorSpec, GitOpsSpec, UpgradeHealthSpec]
+                                     UpdateStrategySpec, ChartSpec, ServiceOperatorSpec, GitOpsSpec, UpgradeHealthSpec,
+                                     ConcurrencySpec]
     return sorted({name for model in models for name in model.model_fields})
 
 
@@ -598,6 +613,13 @@ def _semantic_problems(spec: FleetSpec) -> list[SpecProblem]:
         if not chart.version.strip():
             problems.append(SpecProblem(f"{path}.version", "the chart version is empty",
                                         "pin a version, e.g. v1.21.1"))
+    budget = spec.concurrency
+    if not 1 <= budget.max_parallel_writes <= 10000:
+        problems.append(SpecProblem("concurrency.max_parallel_writes", f"{budget.max_parallel_writes} is outside "
+                                    "1-10000", "use a burst between 1 and 10000 writes, e.g. 200"))
+    if not 0.01 <= budget.writes_per_second <= 1000:
+        problems.append(SpecProblem("concurrency.writes_per_second", f"{budget.writes_per_second:g} is outside "
+                                    "0.01-1000", "use a rate between 0.01 and 1000 writes per second, e.g. 10"))
     if not 30 <= operator.ready_timeout_seconds <= 7200:
         problems.append(SpecProblem("service_operator.ready_timeout_seconds",
                                     f"{operator.ready_timeout_seconds} is outside 30-7200 seconds",
