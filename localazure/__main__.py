@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--throttle-rate", type=float, help="fraction of ARM requests answered 429 (0..1)")
     serve.add_argument("--error-rate", type=float, help="fraction of ARM requests answered 500 (0..1)")
     serve.add_argument("--retry-after", type=float, help="Retry-After seconds sent with 429 (default 1)")
+    serve.add_argument("--write-budget", type=int, help="subscription write requests per budget window (0 = no limit)")
+    serve.add_argument("--read-budget", type=int, help="subscription read requests per budget window (0 = no limit)")
+    serve.add_argument("--budget-window", type=float, help="budget window in Azure seconds (default 3600)")
     serve.add_argument("--fail", action="append", default=[],
                        help="force operations to fail: OP[:PATTERN], e.g. aks.create:eastus (repeatable)")
     serve.add_argument("--clusters", choices=["local", "arm-only"], help="back AKS clusters by local Kubernetes")
@@ -38,7 +41,7 @@ def knobs_from_args(args: argparse.Namespace) -> Knobs:
     knobs = from_environment(Knobs())
     changes: dict[str, object] = {}
     for name in ("latency", "time_scale", "throttle_rate", "error_rate", "retry_after", "clusters",
-                 "node_image_create", "node_image_latest"):
+                 "node_image_create", "node_image_latest", "write_budget", "read_budget", "budget_window"):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value

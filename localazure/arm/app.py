@@ -3,8 +3,9 @@ Resource Manager front door. Which providers exist is decided by the composition
 (`localazure.composition`), never here.
 
 The front door (an ASGI middleware) does what Resource Manager does before a provider sees a request:
-case-insensitive routing of the fixed path words, injected throttling / server errors, and
-api-version validation per provider namespace.
+case-insensitive routing of the fixed path words, the subscription's read and write budgets (429 with
+Retry-After beyond them, `x-ms-ratelimit-remaining-subscription-reads|writes` on every answer), injected
+throttling / server errors, and api-version validation per provider namespace.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -130,6 +131,10 @@ class _ConventionSender:
         self._start: Message | None = None
         self._chunks: list[bytes] = []
 
+    def add_header(self, name: str, value: str) -> None:
+        """One more header for the response (before it starts)."""
+        self._headers.append((name.encode("latin-1"), value.encode("latin-1")))
+
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             start = dict(message)
@@ -177,11 +182,36 @@ class FrontDoor:
             return
         path = canonical_path(path, self.words)
         scope = dict(scope, path=path, raw_path=path.encode())
+        rejection = self._budget(scope, path, send)
+        if rejection is not None:
+            await rejection(scope, receive, send)
+            return
         rejection = self._reject(scope, path)
         if rejection is not None:
             await rejection(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _budget(self, scope: Scope, path: str, send: _ConventionSender) -> Response | None:
+        """Count the request against its subscription's read or write budget (knobs write_budget, read_budget,
+        budget_window); a 429 with Retry-After when it is spent, as Resource Manager throttles."""
+        parts = path.split("/")
+        if len(parts) < 3 or parts[1] != "subscriptions" or not parts[2]:
+            return None
+        kind: Literal["writes", "reads"] = "reads" if scope.get("method", "GET") in ("GET", "HEAD") else "writes"
+        allowed, remaining, wait = self.emulator.knobs.take_budget(kind, parts[2].lower())
+        if remaining < 0 and allowed:
+            return None  # no budget set
+        header = f"x-ms-ratelimit-remaining-subscription-{kind}"
+        if allowed:
+            send.add_header(header, str(remaining))
+            return None
+        return JSONResponse(
+            {"error": {"code": "SubscriptionRequestsThrottled", "message": f"Number of '{kind[:-1]}' requests for "
+                       f"subscription '{parts[2]}' exceeded. Please try again after '{math.ceil(wait)}' seconds "
+                       "(local Azure budget knob)."}},
+            status_code=429, headers={**throttle_delay_headers(wait), header: "0"},
+        )
 
     def _reject(self, scope: Scope, path: str) -> Response | None:
         knobs = self.emulator.knobs

@@ -1,4 +1,4 @@
-"""Behaviour knobs: latencies, time scale, injected throttling/errors/failures, cluster mode.
+"""Behaviour knobs: latencies, time scale, injected throttling/errors/failures, subscription budgets, cluster mode.
 
 Set from `serve` flags, FLEETFLOW_LOCAL_* environment variables, or at run time through
 `POST /_local/knobs`.
@@ -72,6 +72,10 @@ class Knobs:
     throttle_rate: float = 0.0
     error_rate: float = 0.0
     retry_after: float = 1.0
+    # Resource Manager's subscription throttling: requests per window (Azure seconds, scaled), 0 = unlimited.
+    write_budget: int = 0
+    read_budget: int = 0
+    budget_window: float = 3600.0
     fail: tuple[FailRule, ...] = ()
     clusters: ClusterMode = "local"
     node_image_create: str = DEFAULT_NODE_IMAGE_CREATE
@@ -126,6 +130,16 @@ def apply_changes(base: Knobs, changes: dict[str, Any]) -> Knobs:
             if number < 0 or (name.endswith("_rate") and number > 1):
                 raise ValueError(f"knob {key}={value} is out of range")
             updates[name] = number
+        elif name in {"write_budget", "read_budget"}:
+            count = int(value)
+            if count < 0:
+                raise ValueError(f"knob {key}={value} is out of range (0 = unlimited)")
+            updates[name] = count
+        elif name == "budget_window":
+            window = float(value)
+            if window <= 0:
+                raise ValueError(f"knob {key}={value} must be a positive number of Azure seconds")
+            updates[name] = window
         elif name == "clusters":
             if value not in ("local", "arm-only"):
                 raise ValueError(f"knob clusters must be 'local' or 'arm-only', not {value!r}")
@@ -139,7 +153,7 @@ def apply_changes(base: Knobs, changes: dict[str, Any]) -> Knobs:
 
 ENV_PREFIX = "FLEETFLOW_LOCAL_"
 ENV_KNOBS = ("LATENCY", "TIME_SCALE", "THROTTLE_RATE", "ERROR_RATE", "RETRY_AFTER", "FAIL", "CLUSTERS",
-             "NODE_IMAGE_CREATE", "NODE_IMAGE_LATEST")
+             "NODE_IMAGE_CREATE", "NODE_IMAGE_LATEST", "WRITE_BUDGET", "READ_BUDGET", "BUDGET_WINDOW")
 
 
 def from_environment(base: Knobs, environ: dict[str, str] | None = None) -> Knobs:
@@ -156,6 +170,8 @@ class KnobBoard:
         self._knobs = knobs
         self._lock = threading.Lock()
         self._random = random.Random()  # noqa: S311 - fault injection, not security
+        # (kind, subscription) -> (tokens, monotonic time of the last update, budget they were counted against)
+        self._buckets: dict[tuple[str, str], tuple[float, float, int]] = {}
 
     @property
     def current(self) -> Knobs:
@@ -188,6 +204,27 @@ class KnobBoard:
         """Whether this request is answered 429."""
         rate = self._knobs.throttle_rate
         return rate > 0 and self._random.random() < rate
+
+    def take_budget(self, kind: Literal["writes", "reads"], subscription: str) -> tuple[bool, int, float]:
+        """Take one request from a subscription's write or read budget, a token bucket as Resource Manager keeps:
+        `budget` requests at once, refilled evenly over `budget_window` (Azure seconds, scaled).
+
+        Returns (allowed, requests remaining, wall seconds until the next one is allowed); remaining is -1 when
+        the budget is off."""
+        knobs = self._knobs
+        budget = knobs.write_budget if kind == "writes" else knobs.read_budget
+        if budget <= 0:
+            return True, -1, 0.0
+        rate = budget / max(1e-9, self.scaled(knobs.budget_window))  # requests per wall second
+        now = time.monotonic()
+        with self._lock:
+            tokens, stamp, counted = self._buckets.get((kind, subscription), (float(budget), now, budget))
+            tokens = float(budget) if counted != budget else min(float(budget), tokens + (now - stamp) * rate)
+            allowed = tokens >= 1.0
+            if allowed:
+                tokens -= 1.0
+            self._buckets[(kind, subscription)] = (tokens, now, budget)
+        return allowed, int(tokens), 0.0 if allowed else (1.0 - tokens) / rate
 
     def roll_error(self) -> bool:
         """Whether this request is answered with a 5xx."""

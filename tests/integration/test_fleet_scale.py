@@ -105,3 +105,23 @@ def test_several_clusters_per_region_are_provisioned_joined_and_torn_down(local_
     assert _limit(arm_budget.write_limit_name(clients.subscription_id)).limit == 200
     removed = teardown(fleet=str(spec_path), force=True, return_state=True)
     assert removed.is_completed(), removed.message
+
+
+def test_provision_and_join_under_subscription_throttling_fail_no_task(local_azure, prefect_server, tmp_path,
+                                                                      fresh_name, knobs_restored):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    spec_path = _multi_spec(tmp_path, fresh_name)
+    save_local_blocks(local_azure.state_dir, fleet=str(spec_path))
+    # Five writes and forty reads per 3600 Azure seconds (3.6 s wall at the session's time scale).
+    knobs_restored.set_knobs(write_budget=5, read_budget=40, budget_window=3600)
+    for run in (provision, join):
+        state = run(fleet=str(spec_path), return_state=True)
+        assert state.is_completed(), state.message
+        with get_client(sync_client=True) as client:
+            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
+                any_=[state.state_details.flow_run_id])))
+        assert task_runs and all(t.state is not None and t.state.is_completed() for t in task_runs)
+        assert all(t.run_count <= 1 for t in task_runs), [(t.name, t.run_count) for t in task_runs]
+    knobs_restored.set_knobs(write_budget=0, read_budget=0)
+    assert teardown(fleet=str(spec_path), force=True, return_state=True).is_completed()
