@@ -1,10 +1,15 @@
 """Approvers are told when a stage waits: a Prefect automation, made from code and kept idempotent.
 
-`fleetflow automations apply --fleet FILE` creates (or updates, or leaves alone) one automation per fleet:
-when a staged-upgrade flow run of the fleet enters Paused (it waits at an approval gate) it sends, through
-the Prefect notification block the spec names (`upgrade_health.notification_block`), the run's link and the
-health summary the flow put on the run before pausing. A gate the auto-approve policy completes never
-pauses, so it notifies no one.
+`fleetflow automations apply --fleet FILE` creates (or updates, or leaves alone) one automation per fleet.
+A staged-upgrade run that pauses at an approval gate first emits `fleetflow.approval.waiting` (about the
+flow run, related to its fleet, carrying the health summary and the run's link); the automation fires on
+that event for its fleet only and sends it through the Prefect notification block the spec names
+(`upgrade_health.notification_block`). A gate the auto-approve policy completes never pauses, so it
+notifies no one.
+
+Why an event of fleetflow's own rather than Prefect's `prefect.flow-run.Paused`: the Paused event names the
+run's tags as they were when it started (Prefect caches a run's related resources for minutes), and the
+tag naming the fleet's update run is added later, so Paused cannot be told apart per fleet.
 """
 
 from __future__ import annotations
@@ -22,12 +27,9 @@ from prefect.exceptions import ObjectNotFound
 
 from console.approvals import prefect_api
 from tasks.spec import FleetSpec
-from tasks.update_runs import UPDATE_RUN_TAG
+from tasks.upgrade_health import WAITING_EVENT, fleet_resource_id
 
 AUTOMATION_PREFIX = "fleetflow-approval-waiting"
-# The labels flows/staged_upgrade.py puts on a run before it pauses (HEALTH_LABEL, NEXT_STAGE_LABEL there).
-HEALTH_LABEL = "fleetflow.health"
-NEXT_STAGE_LABEL = "fleetflow.next-stage"
 
 
 class AutomationError(RuntimeError):
@@ -40,33 +42,33 @@ def automation_name(spec: FleetSpec) -> str:
 
 
 def _templates(spec: FleetSpec) -> tuple[str, str]:
-    stage = f"{{{{ flow_run.labels['{NEXT_STAGE_LABEL}'] | default('the next stage') }}}}"
-    subject = f"fleetflow: fleet {spec.name} waits for an approval of {stage}"
+    subject = (f"fleetflow: fleet {spec.name} waits for an approval of stage {{{{ event.payload.next_stage }}}} "
+               "(update run {{ event.payload.update_run }})")
     body = "\n".join([
-        f"Staged upgrade {{{{ flow_run.name }}}} of fleet {spec.name} waits for an approval of {stage}.",
+        f"Staged upgrade {{{{ event.payload.flow_run_name }}}} of fleet {spec.name} waits for an approval of stage "
+        "{{ event.payload.next_stage }} (update run {{ event.payload.update_run }}).",
         "",
-        f"{{{{ flow_run.labels['{HEALTH_LABEL}'] | default('(no health summary on the run)') }}}}",
+        "{{ event.payload.health }}",
         "",
-        "Run (approval report and Resume form): {{ flow_run|ui_url }}",
-        "From a terminal: fleetflow approve {{ flow_run.id }} --comment ... | "
-        "fleetflow reject {{ flow_run.id }} --reason ...",
+        "Run (approval report and Resume form): {{ event.payload.run_url or (flow_run|ui_url) }}",
+        "From a terminal: fleetflow approve {{ event.payload.flow_run_id }} --comment ... | "
+        "fleetflow reject {{ event.payload.flow_run_id }} --reason ...",
     ])
     return subject, body
 
 
 def desired_automation(spec: FleetSpec, block_document_id: UUID) -> Automation:
-    """The automation: a staged-upgrade run of this fleet (its update-run tag) enters Paused -> notify."""
+    """The automation: a staged-upgrade run of this fleet is pausing at a gate -> one notification."""
     subject, body = _templates(spec)
-    tag_prefix = f"prefect.tag.{UPDATE_RUN_TAG}{spec.resource_group_name}/{spec.name}/"
     return Automation(
         name=automation_name(spec),
         description=f"Tell the approvers of fleet {spec.name} that a staged-upgrade stage waits for them "
                     "(made by fleetflow automations apply).",
         enabled=True,
         trigger=EventTrigger(
-            expect={"prefect.flow-run.Paused"},
+            expect={WAITING_EVENT},
             match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.role": "tag", "prefect.resource.id": f"{tag_prefix}*"},
+            match_related={"prefect.resource.role": "fleet", "prefect.resource.id": fleet_resource_id(spec)},
             for_each={"prefect.resource.id"},
             posture=Posture.Reactive,
             threshold=1,

@@ -31,9 +31,11 @@ from tasks.staged_upgrade import (
 )
 from tasks.update_runs import UPDATE_RUN_TAG, PendingGate, RunView, UpgradeRequest
 from tasks.upgrade_health import (
+    WAITING_EVENT,
     HealthRow,
     auto_approval,
     check_upgraded_cluster,
+    fleet_resource_id,
     health_counts,
     health_report,
     health_summary,
@@ -42,10 +44,6 @@ from tasks.upgrade_health import (
 )
 
 TIMEOUT_APPROVER = "fleetflow-approval-timeout"
-POLICY_APPROVER = "fleetflow-auto-approve-policy"
-# Flow-run labels a paused run carries for the approvers' notification (console/automations.py reads them).
-HEALTH_LABEL = "fleetflow.health"
-NEXT_STAGE_LABEL = "fleetflow.next-stage"
 PAUSE_SAFETY_MARGIN_SECONDS = 600
 
 
@@ -125,16 +123,27 @@ def stage_health(spec: FleetSpec, view: RunView, stage: str | None, request: Upg
                    for error in errors]
 
 
-def label_waiting_run(summary: str, gate: PendingGate) -> None:
-    """Put the health summary on the flow run for the notification sent when it pauses (labels are read by the
-    automation's template)."""
-    from prefect.client.orchestration import get_client
+def announce_waiting(spec: FleetSpec, run_name: str, gate: PendingGate, summary: str) -> None:
+    """Tell Prefect's automations this run is about to pause at a gate: an event about the flow run, related to
+    the fleet, carrying the health summary and the run's link (what the approvers' notification sends)."""
+    from prefect.events import emit_event
+    from prefect.utilities.urls import url_for
 
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return
-    with get_client(sync_client=True) as client:
-        client.update_flow_run_labels(context.flow_run.id, {HEALTH_LABEL: summary, NEXT_STAGE_LABEL: gate.next_stage})
+    run = context.flow_run
+    emit_event(
+        event=WAITING_EVENT,
+        resource={"prefect.resource.id": f"prefect.flow-run.{run.id}", "prefect.resource.name": run.name},
+        related=[{"prefect.resource.id": fleet_resource_id(spec), "prefect.resource.role": "fleet",
+                  "prefect.resource.name": spec.name},
+                 {"prefect.resource.id": f"prefect.flow.{run.flow_id}", "prefect.resource.role": "flow",
+                  "prefect.resource.name": "staged-upgrade"}],
+        payload={"fleet": spec.name, "update_run": run_name, "next_stage": gate.next_stage,
+                 "previous_stage": gate.previous_stage or "", "health": summary, "flow_run_id": str(run.id),
+                 "flow_run_name": run.name, "run_url": url_for("flow-run", obj_id=run.id, url_type="ui") or ""},
+    )
 
 
 def _ask_for_approval(report: str, gate: PendingGate, timeout_seconds: int,
@@ -245,7 +254,7 @@ def staged_upgrade(
             complete_gate(spec, gate, credentials_block)
             continue
         publish_markdown(f"upgrade-approval-{spec.name}", report, f"Approve stage {gate.next_stage} of {run_name}?")
-        label_waiting_run(health_summary(gate.previous_stage, health), gate)
+        announce_waiting(spec, run_name, gate, health_summary(gate.previous_stage, health))
         logger.info("update run %s waits for approval of stage %s (%s)", run_name, gate.next_stage, policy)
         answer = _ask_for_approval(report, gate, approval_timeout_seconds, poll_seconds)
         if answer is None:

@@ -30,6 +30,10 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
 Result = Literal["passed", "failed", "skipped"]
 
+# The event a staged-upgrade run emits as it pauses at a gate, about the run and related to its fleet; the
+# approvers' automation (console/automations.py) fires on it and sends its payload (health, link) on.
+WAITING_EVENT = "fleetflow.approval.waiting"
+
 
 class HealthRow(TypedDict):
     """One health check of one cluster; a failure names the object and the reason."""
@@ -218,6 +222,11 @@ def health_report(stage: str | None, rows: list[HealthRow]) -> str:
         detail = row["detail"].replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {row['cluster']} | {row['check']} | {row['object']} | {row['result']} | {detail} |")
     return "\n".join(lines)
+
+
+def fleet_resource_id(spec: FleetSpec) -> str:
+    """The fleet as an event resource id (events about a fleet's runs name it as a related resource)."""
+    return f"fleetflow.fleet.{spec.resource_group_name}/{spec.name}"
 
 
 def stage_clusters(spec: FleetSpec, view: RunView, stage: str | None) -> list[ClusterSpec]:
