@@ -118,3 +118,37 @@ def test_report_and_summary_put_failures_first_with_object_and_reason():
     assert summary.splitlines() == ["Health of stage stage1 (1 cluster(s)): 1 passed, 1 failed, 0 skipped",
                                     "- c1: workloads available: Deployment app/web: Progressing: 0/2 available"]
     assert "all checks passed" in health_report("stage1", GREEN)
+
+
+def test_spec_checks_the_health_section_with_field_paths():
+    from pathlib import Path
+
+    import yaml
+
+    from tasks.spec import find_problems
+
+    document = yaml.safe_load((Path(__file__).resolve().parents[2] / "fleet.yaml").read_text())
+    document["upgrade_health"] = {"max_pod_restarts": -1, "settle_seconds": 4000, "notification_block": "approvers",
+                                  "auto_approve": ["NodeImageOnly"]}
+    paths = sorted(problem.path for problem in find_problems(document))
+    assert paths == ["upgrade_health.max_pod_restarts", "upgrade_health.notification_block",
+                     "upgrade_health.settle_seconds"]
+    document["upgrade_health"] = {"auto_approve": ["Nightly"]}
+    assert [problem.path for problem in find_problems(document)] == ["upgrade_health.auto_approve[0]"]
+
+
+def test_the_automation_fires_on_its_fleets_waiting_event_only_and_compares_without_server_ids():
+    from uuid import uuid4
+
+    from console.automations import _fingerprint, desired_automation
+    from tasks.spec import load_spec
+
+    spec = load_spec("fleet.yaml")
+    block = uuid4()
+    one, two = desired_automation(spec, block), desired_automation(spec, block)
+    assert _fingerprint(one) == _fingerprint(two)  # each trigger got its own random id
+    assert _fingerprint(one) != _fingerprint(desired_automation(spec, uuid4()))
+    assert one.trigger.expect == {"fleetflow.approval.waiting"}
+    assert one.trigger.model_dump(mode="json")["match_related"] == {
+        "prefect.resource.role": "fleet",
+        "prefect.resource.id": "fleetflow.fleet.rg-fleet-demo-7f3a2c/multicluster-fleet"}
