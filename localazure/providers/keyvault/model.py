@@ -1,26 +1,20 @@
 """What the Key Vault management and data planes share: names, stored vaults, soft-deleted vaults,
-each vault's listener, and the challenge resource its data plane asks tokens for."""
+and the challenge resource its data plane asks tokens for."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
 from urllib.parse import urlparse
 
 from localazure.arm.common import RESOURCES
 from localazure.arm.context import Emulator
 from localazure.arm.envelope import of_type
 from localazure.arm.store import Record
-from localazure.providers.keyvault.listeners import VaultListeners
 
 NAMESPACE = "Microsoft.KeyVault"
 VAULT_TYPE = f"{NAMESPACE}/vaults"
 DELETED_VAULT_TYPE = f"{NAMESPACE}/deletedVaults"
 DELETED_VAULTS = "keyvault.deletedVaults"  # store table: soft-deleted vaults (not in any group)
 SECRETS = "keyvault.secrets"  # store table: secrets by `<vaultKey>/<name>`, values sealed
-
-_lock = threading.Lock()
-
 
 def vault_uri(port: int) -> str:
     """The data-plane URL of the vault listening on `port`."""
@@ -62,33 +56,3 @@ def vault_by_key(emulator: Emulator, vault_key: str) -> Record | None:
     found = emulator.store.values(RESOURCES, lambda r: r["body"].get("type") == VAULT_TYPE
                                   and r.get("internal", {}).get("vaultKey") == vault_key)
     return found[0] if found else None
-
-
-def listeners(emulator: Emulator) -> VaultListeners:
-    """The emulator's vault listeners (created on first use)."""
-    with _lock:
-        if "keyvault.listeners" not in emulator.services:
-            from localazure.providers.keyvault.secrets import data_plane_app
-
-            emulator.services["keyvault.listeners"] = VaultListeners(
-                emulator.state_dir / "tls", lambda key: data_plane_app(emulator, key))
-        service: VaultListeners = emulator.services["keyvault.listeners"]
-        return service
-
-
-def serve(emulator: Emulator, vault_id: str) -> dict[str, Any]:
-    """Start (or keep) the data plane of a stored vault; updates its vaultUri when the port had to change.
-    Returns the vault's body."""
-    record = emulator.store.get(RESOURCES, vault_id)
-    assert record is not None
-    internal = record["internal"]
-    port = listeners(emulator).ensure(internal["vaultKey"], int(internal.get("port") or 0))
-    if port != internal.get("port"):
-        def change(stored: Record) -> None:
-            stored["internal"]["port"] = port
-            stored["body"]["properties"]["vaultUri"] = vault_uri(port)
-
-        record = emulator.store.update(RESOURCES, vault_id, change)
-        assert record is not None
-    body: dict[str, Any] = record["body"]
-    return body

@@ -6,12 +6,16 @@ asks the token endpoint for `<resource>/.default` and repeats the request. Autho
 vault's permission model: access policies (`secrets` permissions of the caller's object id and tenant)
 or, with `enableRbacAuthorization`, role assignments granting the `Microsoft.KeyVault/vaults/secrets/*`
 data actions. Values are sealed at rest (`localazure.arm.sealed`) and never logged.
+
+Each vault's data plane listens on its own loopback port: `serve(emulator, vault_id)` starts (or keeps) it,
+`listeners(emulator)` holds them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import time
 import uuid
 from typing import Any
@@ -19,14 +23,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from localazure.arm.common import read_json_object
+from localazure.arm.common import RESOURCES, read_json_object
 from localazure.arm.context import Emulator
 from localazure.arm.errors import ArmError, arm_error_handler
 from localazure.arm.rbac import Principal
 from localazure.arm.sealed import sealer_of
 from localazure.arm.store import Record
 from localazure.arm.tokens import InvalidToken
-from localazure.providers.keyvault.model import SECRETS, challenge_resource, vault_by_key
+from localazure.providers.keyvault.listeners import VaultListeners
+from localazure.providers.keyvault.model import SECRETS, challenge_resource, vault_by_key, vault_uri
 
 # azure-keyvault-secrets 4.12 speaks 2026-04-01; the older versions share these shapes.
 API_VERSIONS = frozenset({"2026-04-01", "2025-07-01", "7.6", "7.5", "7.4", "7.3", "7.2", "7.1", "7.0"})
@@ -387,3 +392,35 @@ def forget_vault_secrets(emulator: Emulator, vault_key: str) -> None:
     with emulator.store.transaction():
         for key in emulator.store.keys_under(SECRETS, vault_key):
             emulator.store.delete(SECRETS, key)
+
+
+# One lock for creating the emulator's listeners.
+_listeners_lock = threading.Lock()
+
+
+def listeners(emulator: Emulator) -> VaultListeners:
+    """The emulator's vault listeners (created on first use)."""
+    with _listeners_lock:
+        if "keyvault.listeners" not in emulator.services:
+            emulator.services["keyvault.listeners"] = VaultListeners(
+                emulator.state_dir / "tls", lambda key: data_plane_app(emulator, key))
+        service: VaultListeners = emulator.services["keyvault.listeners"]
+        return service
+
+
+def serve(emulator: Emulator, vault_id: str) -> dict[str, Any]:
+    """Start (or keep) the data plane of a stored vault; updates its vaultUri when the port had to change.
+    Returns the vault's body."""
+    record = emulator.store.get(RESOURCES, vault_id)
+    assert record is not None
+    internal = record["internal"]
+    port = listeners(emulator).ensure(internal["vaultKey"], int(internal.get("port") or 0))
+    if port != internal.get("port"):
+        def change(stored: Record) -> None:
+            stored["internal"]["port"] = port
+            stored["body"]["properties"]["vaultUri"] = vault_uri(port)
+
+        record = emulator.store.update(RESOURCES, vault_id, change)
+        assert record is not None
+    body: dict[str, Any] = record["body"]
+    return body

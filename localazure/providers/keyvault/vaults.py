@@ -47,11 +47,9 @@ from localazure.providers.keyvault.model import (
     VAULT_TYPE,
     deleted_vault_id,
     deleted_vault_named,
-    listeners,
     live_vault_named,
-    serve,
 )
-from localazure.providers.keyvault.secrets import forget_vault_secrets
+from localazure.providers.keyvault.secrets import forget_vault_secrets, listeners, serve
 
 # azure-mgmt-keyvault 14.x speaks 2026-05-15; the earlier GA versions share the vault shape.
 API_VERSIONS = frozenset({"2026-05-15", "2025-05-01", "2024-11-01", "2023-07-01", "2023-02-01", "2022-07-01",
