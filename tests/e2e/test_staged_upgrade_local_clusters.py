@@ -123,7 +123,6 @@ def test_an_unavailable_deployment_blocks_auto_approval_and_a_green_nightly_run_
             "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
                 "metadata": {"labels": labels},
                 "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
-                         "tolerations": [{"operator": "Exists"}],
                          "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}}})
         deadline = time.monotonic() + 120
         while (kube.AppsV1Api(api).read_namespaced_deployment("pinned", "default").status.available_replicas or 0) < 1:
