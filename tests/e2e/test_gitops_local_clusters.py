@@ -172,6 +172,8 @@ def test_a_rotated_operator_secret_is_rolled_out_by_a_rerun(git_fleet: GitFleet)
 
     from pydantic import SecretStr
 
+    # Converge first (the previous test left the releases at another crdPattern).
+    assert bootstrap_aso(fleet=str(git_fleet.spec_path), return_state=True).is_completed()
     block: AzureServicePrincipal = AzureServicePrincipal.load("fleetflow-aso")  # type: ignore[assignment]
     original = block.client_secret.get_secret_value()
     block.client_secret = SecretStr("rotated-secret-canary")
