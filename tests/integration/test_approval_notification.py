@@ -126,3 +126,16 @@ def test_the_webhook_gets_one_notification_per_pause_with_the_run_link_and_the_h
     with get_client(sync_client=True) as client:  # the session's Prefect server serves other fleets' tests next
         for automation in client.read_automations_by_name(automation_name(spec)):
             client.delete_automation(automation.id)
+
+
+def test_a_gate_the_policy_does_not_approve_stops_the_run_when_nobody_answers_in_time(fleet):
+    # Listed for auto-approval, but the ARM-only test cluster cannot be checked: a human must answer, and nobody does.
+    document = yaml.safe_load(fleet.spec_path.read_text())
+    document["upgrade_health"] = {"auto_approve": ["ControlPlaneOnly"], "settle_seconds": 0}
+    fleet.spec_path.write_text(yaml.safe_dump(document))
+    state = staged_upgrade(fleet=str(fleet.spec_path), upgrade_type="ControlPlaneOnly", kubernetes_version="1.37",
+                           poll_seconds=0.3, approval_timeout_seconds=3, return_state=True)
+    assert state.is_failed() and "nobody approved stage stage2" in state.message, state.message
+    assert [run.properties.status.status.state for run in fleet.update_runs()] == ["Stopped"]
+    assert all(not version.startswith("1.37") for name, version in fleet.versions().items()
+               if name in fleet.group_of("prod-group"))
