@@ -96,7 +96,9 @@ def test_the_webhook_gets_one_notification_per_pause_with_the_run_link_and_the_h
     parameters = {"fleet": str(fleet.spec_path), "poll_seconds": 0.3}
     thread, outcome = run_in_background(upgrade_type="ControlPlaneOnly", kubernetes_version="1.37", **parameters)
     paused = paused_run_for(fleet.spec_path)
+    seen = time.monotonic()
     got = receiver.wait_for(1)
+    print(f"notification received {time.monotonic() - seen:.1f}s after the run was seen Paused")
     assert len(got) == 1, got
     body = got[0]["body"]
     assert "waits for an approval of stage stage2" in got[0]["subject"], got[0]["subject"]
