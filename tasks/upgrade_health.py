@@ -307,7 +307,7 @@ def _kubeconfig_or_row(spec: FleetSpec, cluster: ClusterSpec, credentials_block:
         raise
 
 
-@azure_task(task_run_name="restart-baseline-{cluster.region}")
+@azure_task(task_run_name="restart-baseline-{cluster.name}")
 def read_restart_baseline(spec: FleetSpec, cluster: ClusterSpec, credentials_block: str) -> dict[str, int]:
     """Restarts per pod as a stage begins (empty for a cluster without an API server or one not answering)."""
     kubeconfig, _ = _kubeconfig_or_row(spec, cluster, credentials_block)
@@ -320,7 +320,7 @@ def read_restart_baseline(spec: FleetSpec, cluster: ClusterSpec, credentials_blo
         return {}
 
 
-@azure_task(task_run_name="upgrade-health-{cluster.region}")
+@azure_task(task_run_name="upgrade-health-{cluster.name}")
 def check_upgraded_cluster(spec: FleetSpec, cluster: ClusterSpec, upgrade_type: UpgradeType, target: str | None,
                            baseline: dict[str, int], credentials_block: str) -> list[HealthRow]:
     """Every health check of one upgraded cluster, repeated for upgrade_health.settle_seconds until they pass."""
