@@ -16,7 +16,7 @@ from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from flows.common import gather, region_task_runner
+from flows.common import gather, region_task_runner, share_write_budget
 from tasks import update_runs
 from tasks.artifacts import artifact_key, publish_markdown, publish_table
 from tasks.fleet_source import resolve_fleet_spec
@@ -217,6 +217,7 @@ def staged_upgrade(
     request = UpgradeRequest(upgrade_type=upgrade_type, kubernetes_version=kubernetes_version,
                              node_image_selection=node_image_selection, stages=stages)
     spec = resolve_fleet_spec(fleet)
+    share_write_budget(spec, credentials_block)
     chosen_stages = update_runs.desired_stages(spec, request.stages)
     versions_before = read_cluster_versions(spec, credentials_block)
     strategy_id = ensure_update_strategy(spec, chosen_stages, credentials_block)
