@@ -8,6 +8,7 @@ same `helm upgrade --install` the flows run against Azure installs them on local
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -28,7 +29,9 @@ def package_chart(chart_dir: Path, destination: Path) -> tuple[Path, dict[str, A
     metadata: dict[str, Any] = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
     archive = destination / f"{metadata['name']}-{metadata['version']}.tgz"
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    # mtime=0 in the gzip header too, or every packaging would differ by its timestamp.
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed, \
+            tarfile.open(fileobj=compressed, mode="w") as tar:
         for path in sorted(chart_dir.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 info = tar.gettarinfo(str(path), arcname=f"{metadata['name']}/{path.relative_to(chart_dir)}")
