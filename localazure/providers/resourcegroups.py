@@ -221,27 +221,35 @@ provider = ResourceProvider(namespace=NAMESPACE, api_versions=API_VERSIONS, rout
 
 _TOP_LEVEL_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/([^/]+)/providers/[^/]+/[^/]+/[^/]+$",
                            re.IGNORECASE)
-_TYPE_FILTER = re.compile(r"^\s*resourceType\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
-_NAME_FILTER = re.compile(r"^\s*name\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+_FILTER_CLAUSE = re.compile(r"^\s*(resourceType|name|tagName|tagValue)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 # The fields GenericResourceExpanded carries in a list (properties only with $expand, which is not served).
 _LISTED_FIELDS = ("id", "name", "type", "location", "tags", "sku", "kind", "identity", "managedBy", "plan",
                   "extendedLocation")
 
 
 def _filtered(resources: list[dict[str, Any]], odata_filter: str | None) -> list[dict[str, Any]]:
+    """`$filter` as ARM reads it for resource lists: `resourceType eq`, `name eq`, `tagName eq [and tagValue eq]`,
+    joined by `and` (what `az resource list` and `az keyvault show` send)."""
     if not odata_filter:
         return resources
-    for pattern, keep in (
-        (_TYPE_FILTER, lambda r, m: r["type"].lower() == m.group(1).lower()),
-        (_NAME_FILTER, lambda r, m: r["name"].lower() == m.group(1).lower()),
-        (_TAG_FILTER, lambda r, m: m.group(1) in (r.get("tags") or {})
-         and (m.group(2) is None or r["tags"][m.group(1)] == m.group(2))),
-    ):
-        match = pattern.match(odata_filter)
-        if match:
-            return [r for r in resources if keep(r, match)]
-    raise ArmError(400, "InvalidFilterInQueryString", f"Unsupported $filter '{odata_filter}': local Azure filters "
-                   "by resourceType, name, or tagName [and tagValue].")
+    wanted: dict[str, str] = {}
+    for clause in re.split(r"\s+and\s+", odata_filter.strip(), flags=re.IGNORECASE):
+        match = _FILTER_CLAUSE.match(clause)
+        if not match:
+            raise ArmError(400, "InvalidFilterInQueryString", f"Unsupported $filter '{odata_filter}': local Azure "
+                           "filters by resourceType, name, or tagName [and tagValue], joined by 'and'.")
+        wanted[match.group(1).lower()] = match.group(2)
+    if "tagvalue" in wanted and "tagname" not in wanted:
+        raise ArmError(400, "InvalidFilterInQueryString", "tagValue needs a tagName in the same $filter.")
+
+    def keep(resource: dict[str, Any]) -> bool:
+        tags = resource.get("tags") or {}
+        return (("resourcetype" not in wanted or resource["type"].lower() == wanted["resourcetype"].lower())
+                and ("name" not in wanted or resource["name"].lower() == wanted["name"].lower())
+                and ("tagname" not in wanted or wanted["tagname"] in tags)
+                and ("tagvalue" not in wanted or tags.get(wanted["tagname"]) == wanted["tagvalue"]))
+
+    return [resource for resource in resources if keep(resource)]
 
 
 def _top_level_resources(emulator: Emulator, caller: Principal, group: str | None) -> list[dict[str, Any]]:

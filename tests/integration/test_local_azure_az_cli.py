@@ -151,3 +151,28 @@ def test_providers_through_az(az):
     types = {t["resourceType"] for t in shown["resourceTypes"]}
     assert {"managedClusters", "fleets", "managedClusters/agentPools"} <= types
     az.run("provider", "register", "--namespace", "Microsoft.ContainerService", "--wait")
+
+
+def test_the_recipes_resource_checks_through_az(az, fresh_name):
+    """`az acr show`, `az keyvault show` and `az storage account show/keys list` answer as the recipe reads them."""
+    az.run("group", "create", "--name", fresh_name, "--location", "eastus", "--output", "none")
+    suffix = fresh_name.replace("-", "")[-10:]
+    registry, vault, account = f"acr{suffix}", f"kv{suffix}"[:24], f"st{suffix}"[:24]
+    try:
+        az.run("acr", "create", "--resource-group", fresh_name, "--name", registry, "--sku", "Basic", "--output",
+               "none")
+        assert az.run("acr", "show", "--name", registry, "--query", "provisioningState",
+                      "--output", "tsv").stdout.strip() == "Succeeded"
+        az.run("keyvault", "create", "--resource-group", fresh_name, "--name", vault, "--location", "eastus",
+               "--output", "none")
+        assert az.run("keyvault", "show", "--name", vault, "--query", "properties.provisioningState",
+                      "--output", "tsv").stdout.strip() == "Succeeded"
+        az.run("storage", "account", "create", "--resource-group", fresh_name, "--name", account, "--location",
+               "eastus", "--sku", "Standard_LRS", "--output", "none")
+        shown = az.json("storage", "account", "show", "--name", account, "--resource-group", fresh_name)
+        assert shown["provisioningState"] == "Succeeded" and shown["sku"]["name"] == "Standard_LRS"
+        keys = az.json("storage", "account", "keys", "list", "--account-name", account, "--resource-group",
+                       fresh_name)
+        assert [key["keyName"] for key in keys] == ["key1", "key2"]
+    finally:
+        az.run("group", "delete", "--name", fresh_name, "--yes", check=False)

@@ -47,8 +47,10 @@ from localazure.arm.store import Record
 
 NAMESPACE = "Microsoft.ContainerRegistry"
 REGISTRY_TYPE = f"{NAMESPACE}/registries"
-# azure-mgmt-containerregistry 15.x speaks 2025-11-01; the earlier GA versions share the registry shape.
-API_VERSIONS = frozenset({"2025-11-01", "2025-04-01", "2023-07-01", "2022-12-01", "2021-09-01", "2019-05-01"})
+# azure-mgmt-containerregistry 15.x speaks 2025-11-01; the earlier GA versions share the registry shape; the
+# Azure CLI 2.91 vendors 2026-09-01-preview (Azure must have served it, since az sends it).
+API_VERSIONS = frozenset({"2026-09-01-preview", "2025-11-01", "2025-04-01", "2023-07-01", "2022-12-01",
+                          "2021-09-01", "2019-05-01"})
 SKUS = ("Basic", "Standard", "Premium")
 NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 NAME_RULE = "Registry names must be 5 to 50 characters long and contain only alphanumeric characters."

@@ -52,8 +52,9 @@ from localazure.providers.keyvault.model import (
 from localazure.providers.keyvault.secrets import forget_vault_secrets, listeners, serve
 
 # azure-mgmt-keyvault 14.x speaks 2026-05-15; the earlier GA versions share the vault shape.
-API_VERSIONS = frozenset({"2026-05-15", "2025-05-01", "2024-11-01", "2023-07-01", "2023-02-01", "2022-07-01",
-                          "2021-10-01"})
+# The Azure CLI 2.91 sends 2026-02-01.
+API_VERSIONS = frozenset({"2026-05-15", "2026-02-01", "2025-05-01", "2024-11-01", "2023-07-01", "2023-02-01",
+                          "2022-07-01", "2021-10-01"})
 NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 NAME_RULE = ("Vault names must be 3 to 24 characters long, start with a letter, end with a letter or digit, and "
              "contain only letters, digits and non-consecutive hyphens.")

@@ -45,9 +45,10 @@ from localazure.arm.store import Record
 
 NAMESPACE = "Microsoft.Storage"
 ACCOUNT_TYPE = f"{NAMESPACE}/storageAccounts"
-# azure-mgmt-storage 25.x speaks 2026-09-01; the earlier GA versions share the account shape.
-API_VERSIONS = frozenset({"2026-09-01", "2025-06-01", "2025-01-01", "2024-01-01", "2023-05-01", "2023-01-01",
-                          "2022-09-01", "2021-09-01"})
+# azure-mgmt-storage 25.x speaks 2026-09-01; the earlier GA versions share the account shape; the Azure CLI
+# 2.91 sends 2025-08-01.
+API_VERSIONS = frozenset({"2026-09-01", "2025-08-01", "2025-06-01", "2025-01-01", "2024-01-01", "2023-05-01",
+                          "2023-01-01", "2022-09-01", "2021-09-01"})
 NAME = re.compile(r"^[a-z0-9]{3,24}$")
 KINDS = ("Storage", "StorageV2", "BlobStorage", "FileStorage", "BlockBlobStorage")
 SKUS = ("Standard_LRS", "Standard_GRS", "Standard_RAGRS", "Standard_ZRS", "Premium_LRS", "Premium_ZRS",
