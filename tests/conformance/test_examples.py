@@ -2,8 +2,11 @@
 
 Each file under examples/<area>/ is one example as Azure publishes it, plus what replaying it needs:
 `_source` (repository, path, commit it was taken from), `_request` (method and path template of its operation
-in the spec, and which parameter is the body), `_setup` (requests creating what the example presupposes) and
-`_departures` (property paths local Azure leaves out on purpose, each with its reason). The replay checks the
+in the spec, and which parameter is the body), `_setup` (requests creating what the example presupposes; their
+bodies may use `{parameter}` placeholders and `{tenantId}`), `_unique` (parameters naming globally unique resources,
+given the run's random suffix as the resource group is given a random name), `_body` (property paths of the request
+body replaced before sending, e.g. a tenant id set to local Azure's tenant) and `_departures` (property paths local
+Azure leaves out on purpose, each with its reason). The replay checks the
 status code is one the example lists and that every property path of the example's response body for that
 status is present in local Azure's answer (values may differ; list items are compared as the union of their
 paths).
@@ -49,6 +52,28 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return template
 
 
+def _adapt(value: Any, path: list[str], replacement: Any) -> Any:
+    """Set `path` (`a.b`, `a[].c` for every item of list `a`) in a copy of `value` to `replacement`."""
+    if not path:
+        return replacement
+    head, rest = path[0], path[1:]
+    if head.endswith("[]"):
+        key = head[:-2]
+        if not isinstance(value, dict) or not isinstance(value.get(key), list):
+            return value
+        return {**value, key: [_adapt(item, rest, replacement) for item in value[key]]}
+    if not isinstance(value, dict) or head not in value:
+        return value
+    return {**value, head: _adapt(value[head], rest, replacement)}
+
+
+def test_adapt_sets_nested_and_pooled_list_paths():
+    body = {"p": {"t": "x", "l": [{"t": "x"}, {"t": "y", "o": 1}]}}
+    assert _adapt(_adapt(body, ["p", "t"], "T"), ["p", "l[]", "t"], "T") == \
+        {"p": {"t": "T", "l": [{"t": "T"}, {"t": "T", "o": 1}]}}
+    assert body["p"]["t"] == "x"
+
+
 def _send(client: Any, method: str, path: str, version: str, body: Any = None) -> Any:
     request = HttpRequest(method, f"{path}?api-version={version}", json=body)
     response = client.send_request(request)
@@ -74,13 +99,20 @@ def test_published_example_replays_against_local_azure(example_file, local_azure
     parameters = example["parameters"]
     values = {name: str(value) for name, value in parameters.items() if isinstance(value, str)}
     values["subscriptionId"] = local_azure.endpoint.subscription_id
+    values["tenantId"] = local_azure.endpoint.tenant_id
+    suffix = uuid.uuid4().hex[:8]
     if "resourceGroupName" in values:
-        values["resourceGroupName"] = f"conf-{uuid.uuid4().hex[:8]}"
+        values["resourceGroupName"] = f"conf-{suffix}"
+    for name in example.get("_unique", []):
+        values[name] += suffix
     for step in example.get("_setup", []):
-        done = _send(client, step["method"], _fill(step["path"], values), step["api-version"], step.get("body"))
+        setup_body = json.loads(_fill(json.dumps(step["body"]), values)) if "body" in step else None
+        done = _send(client, step["method"], _fill(step["path"], values), step["api-version"], setup_body)
         assert done.status_code < 300, f"setup {step['method']} {step['path']}: {done.text()}"
     request = example["_request"]
     body = parameters.get(request["body"]) if "body" in request else None
+    for path, replacement in example.get("_body", {}).items():
+        body = _adapt(body, path.split("."), _fill(replacement, values))
     answer = _send(client, request["method"], _fill(request["path"], values), parameters["api-version"], body)
     responses = example["responses"]
     assert str(answer.status_code) in responses, f"status {answer.status_code} not in {sorted(responses)}: " \

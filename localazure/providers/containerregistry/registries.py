@@ -74,6 +74,7 @@ def _default_properties() -> dict[str, Any]:
             "azureADAuthenticationAsArmPolicy": {"status": "enabled"},
         },
         "encryption": {"status": "disabled"},
+        "status": None,
         "dataEndpointEnabled": False,
         "dataEndpointHostNames": [],
         "privateEndpointConnections": [],

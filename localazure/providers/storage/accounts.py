@@ -42,6 +42,7 @@ from localazure.arm.providers import ResourceProvider
 from localazure.arm.rbac import Principal
 from localazure.arm.sealed import sealer_of
 from localazure.arm.store import Record
+from localazure.arm.subscriptions import LOCATIONS
 
 NAMESPACE = "Microsoft.Storage"
 ACCOUNT_TYPE = f"{NAMESPACE}/storageAccounts"
@@ -57,7 +58,7 @@ KEY_NAMES = ("key1", "key2")
 SERVICES = ("blob", "queue", "table", "file", "dfs", "web")
 # Properties a client may set; the rest (endpoints, states, times) is computed.
 COMPUTED = frozenset({"provisioningState", "primaryEndpoints", "primaryLocation", "statusOfPrimary", "creationTime",
-                      "keyCreationTime"})
+                      "keyCreationTime", "secondaryLocation", "statusOfSecondary"})
 
 ACCOUNT_PATH = ("/subscriptions/{subscription_id}/resourceGroups/{group}/providers/Microsoft.Storage"
                 "/storageAccounts/{name}")
@@ -97,6 +98,16 @@ def _default_properties(now: str) -> dict[str, Any]:
         "encryption": {"services": {"blob": dict(enabled), "file": dict(enabled)}, "keySource": "Microsoft.Storage"},
         "networkAcls": {"bypass": "AzureServices", "virtualNetworkRules": [], "ipRules": [], "defaultAction": "Allow"},
     }
+
+
+def _replication(props: dict[str, Any], sku: dict[str, str], location: str) -> None:
+    """Geo-redundant SKUs replicate to the location's paired region, which Azure reports as the secondary."""
+    pair = LOCATIONS.get(location, ("", "", ""))[2]
+    if sku["name"].endswith(("GRS", "GZRS")) and pair:
+        props.update(secondaryLocation=pair, statusOfSecondary="available")
+    else:
+        props.pop("secondaryLocation", None)
+        props.pop("statusOfSecondary", None)
 
 
 def _keys(emulator: Emulator, record: Record) -> dict[str, Any]:
@@ -143,6 +154,7 @@ async def create_account(
             def change(record: Record) -> None:
                 record["body"].update(sku=sku, kind=kind, tags=tags)
                 record["body"]["properties"].update(sent)
+                _replication(record["body"]["properties"], sku, location)
                 mark_modified(record["body"], caller)
 
             updated = emulator.store.update(RESOURCES, account_id, change)
@@ -155,6 +167,7 @@ async def create_account(
         props.update(provisioningState="Creating", creationTime=now, primaryLocation=location,
                      statusOfPrimary="available", primaryEndpoints=endpoints(emulator, name),
                      keyCreationTime={key: now for key in KEY_NAMES})
+        _replication(props, sku, location)
         stored: dict[str, Any] = {
             "id": account_id, "name": name, "type": ACCOUNT_TYPE, "location": location, "tags": tags,
             "sku": sku, "kind": kind, "properties": props,
@@ -204,6 +217,7 @@ async def update_account(
             if isinstance(patch.get("identity"), dict):
                 body["identity"] = patch["identity"]
             body["properties"].update(sent)
+            _replication(body["properties"], body["sku"], body["location"])
             mark_modified(body, caller)
 
         updated = emulator.store.update(RESOURCES, account_id, change)
