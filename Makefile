@@ -21,10 +21,10 @@ venv: $(STAMP)
 tools:
 	nice -n 5 hack/kube/build.sh
 
-# Headless Chromium (Debian) and playwright-core drive the Prefect UI in tests/ui.
+# Headless Chromium (Debian) and playwright-core drive the Prefect UI in tests/product/ui.
 ui-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
-	test -d tests/ui/node_modules/playwright-core || (cd tests/ui && npm ci --no-audit --no-fund)
+	test -d tests/product/ui/node_modules/playwright-core || (cd tests/product/ui && npm ci --no-audit --no-fund)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -24,8 +24,7 @@ from flows.provision import provision
 from flows.teardown import teardown
 from tasks.clients import load_azure_clients
 from tasks.spec import FleetSpec, load_spec
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
 
 
 class FleetUnderTest:

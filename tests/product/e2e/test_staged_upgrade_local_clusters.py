@@ -31,8 +31,8 @@ from tasks.clients import kubernetes_api_client, load_azure_clients
 from tasks.spec import load_spec
 from tasks.update_runs import view_run
 from tests.fleet_fixtures import paused_run_for
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cluster, pytest.mark.slow,
               pytest.mark.skipif(len(available_versions()) < 2,
                                  reason="needs two built Kubernetes minors (make tools)")]

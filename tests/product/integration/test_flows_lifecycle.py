@@ -26,8 +26,8 @@ from tasks.aks import desired_cluster
 from tasks.clients import load_azure_clients
 from tasks.rbac import CONTRIBUTOR_ROLE
 from tasks.spec import FleetSpec, load_spec
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.emulator]
 
 

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +24,8 @@ from console.automations import apply_automation, automation_name
 from flows.staged_upgrade import staged_upgrade
 from tasks.spec import load_spec
 from tests.fleet_fixtures import paused_run_for
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.emulator]
 
 

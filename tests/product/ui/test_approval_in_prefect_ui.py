@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.ui,
     pytest.mark.emulator,
     pytest.mark.skipif(not Path(CHROMIUM).exists() or not (HERE / "node_modules" / "playwright-core").exists(),
-                       reason="needs Debian chromium and tests/ui/node_modules (run `make ui-deps`)"),
+                       reason="needs Debian chromium and tests/product/ui/node_modules (run `make ui-deps`)"),
 ]
 
 

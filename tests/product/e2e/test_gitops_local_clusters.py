@@ -39,8 +39,8 @@ from tasks.clients import kubernetes_api_client, load_azure_clients
 from tasks.helm import release_values
 from tasks.service_operator import ASO_RELEASE, SETTINGS_SECRET
 from tasks.spec import FleetSpec, load_spec
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cluster, pytest.mark.slow,
               pytest.mark.skipif(not available_versions(), reason="needs the Kubernetes binaries (make tools)")]
 

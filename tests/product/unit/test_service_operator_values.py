@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from blocks.azure import AzureServicePrincipal
 from tasks.service_operator import cert_manager_values, operator_settings, service_operator_values
 from tasks.spec import crd_pattern_items, load_spec
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "aso-secret-canary-7f1c"
 
 

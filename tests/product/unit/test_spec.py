@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,8 @@ import yaml
 
 from console.cli import main as cli_main
 from tasks.spec import FleetSpecError, find_problems, load_spec, parse_kubernetes_version, parse_spec
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "fleet.yaml").read_text())
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from localazure import cli as local_cli
+from tests.paths import REPO
 
 pytestmark = pytest.mark.emulator
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

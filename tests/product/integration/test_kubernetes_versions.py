@@ -15,14 +15,14 @@ from console.local_mode import save_local_blocks
 from flows.provision import provision
 from tasks.clients import load_azure_clients
 from tasks.spec import load_spec
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.emulator]
 OFFERED = "1.35 (1.35.6), 1.36 (1.36.3), 1.37 (1.37.2)"  # ARM-only local Azure
 
 
 def _spec(tmp_path: Path, name: str, version: str, region_version: str | None = None) -> Path:
-    document = yaml.safe_load((REPO / "tests" / "specs" / "valid.yaml").read_text())
+    document = yaml.safe_load((REPO / "tests" / "product" / "specs" / "valid.yaml").read_text())
     document.update(name=name, resource_group=f"rg-{name}", suffix=name[-6:])
     document["cluster_defaults"]["kubernetes_version"] = version
     if region_version:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from localazure.kube import available_versions
+from tests.paths import REPO
 
-BUILD = Path(__file__).resolve().parents[2] / "hack" / "kube" / "build.sh"
+BUILD = REPO / "hack" / "kube" / "build.sh"
 
 
 def test_a_failed_step_names_itself_its_log_and_the_retry_command(tmp_path: Path) -> None:

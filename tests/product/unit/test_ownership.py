@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,9 @@ from tasks.ownership import (
 )
 from tasks.retry import OwnershipError
 from tasks.spec import load_spec
+from tests.paths import REPO
 
-SPEC = load_spec(Path(__file__).resolve().parents[2] / "fleet.yaml")
+SPEC = load_spec(REPO / "fleet.yaml")
 RESOURCE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-1"
 OURS = {"fleetflow-managed": "true", "fleetflow-fleet": SPEC.name}
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
 from tasks.gitops.render import RenderError, cluster_variables, render_cluster, substitute
 from tasks.spec import load_spec
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
 TENANT = "00000000-0000-4000-8000-000000000002"
 

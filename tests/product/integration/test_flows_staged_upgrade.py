@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +25,8 @@ from console.approvals import ApprovalError, answer_pending_approval
 from flows.provision import provision
 from flows.staged_upgrade import staged_upgrade
 from tests.fleet_fixtures import FleetUnderTest, paused_run_for, write_spec
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.emulator]
 
 

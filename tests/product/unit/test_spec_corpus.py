@@ -1,5 +1,5 @@
-"""A corpus of broken fleet specs (tests/specs/broken, one per kind of mistake): `fleetflow spec validate` exits 1,
-names the field (or file / line) and the fix, and never prints a traceback."""
+"""A corpus of broken fleet specs (tests/product/specs/broken, one per kind of mistake): `fleetflow spec validate`
+exits 1, names the field (or file / line) and the fix, and never prints a traceback."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from console.cli import main
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / "tests" / "specs" / "broken"
+CORPUS = REPO / "tests" / "product" / "specs" / "broken"
 
 
 def _expected() -> list[tuple[str, str]]:
@@ -32,7 +32,7 @@ def test_the_corpus_has_one_file_per_listed_mistake_and_at_least_thirty():
 
 
 def test_the_valid_spec_the_corpus_starts_from_validates(capsys):
-    assert main(["spec", "validate", "--offline", str(REPO / "tests" / "specs" / "valid.yaml")]) == 0
+    assert main(["spec", "validate", "--offline", str(REPO / "tests" / "product" / "specs" / "valid.yaml")]) == 0
 
 
 @pytest.mark.parametrize(("name", "field_path"), _expected())

@@ -14,8 +14,8 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from console.local_mode import run_demo
 from localazure import LocalAzure
 from localazure.kube import available_versions
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from azure.mgmt.containerservicefleet import models as fleet_models
 from pydantic import ValidationError
@@ -11,8 +9,9 @@ from pydantic import ValidationError
 from tasks import update_runs
 from tasks.spec import StageSpec, load_spec
 from tasks.update_runs import UpgradeRequest
+from tests.paths import REPO
 
-SPEC = load_spec(Path(__file__).resolve().parents[2] / "fleet.yaml")
+SPEC = load_spec(REPO / "fleet.yaml")
 
 
 def test_full_upgrade_without_a_kubernetes_version_is_refused():

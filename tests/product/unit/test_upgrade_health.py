@@ -20,6 +20,7 @@ from tasks.upgrade_health import (
     version_rows,
     workload_rows,
 )
+from tests.paths import REPO
 
 
 def node(name: str, *, ready: str = "True", unschedulable: bool = False, image: str = "img-2",
@@ -121,13 +122,12 @@ def test_report_and_summary_put_failures_first_with_object_and_reason():
 
 
 def test_spec_checks_the_health_section_with_field_paths():
-    from pathlib import Path
 
     import yaml
 
     from tasks.spec import find_problems
 
-    document = yaml.safe_load((Path(__file__).resolve().parents[2] / "fleet.yaml").read_text())
+    document = yaml.safe_load((REPO / "fleet.yaml").read_text())
     document["upgrade_health"] = {"max_pod_restarts": -1, "settle_seconds": 4000, "notification_block": "approvers",
                                   "auto_approve": ["NodeImageOnly"]}
     paths = sorted(problem.path for problem in find_problems(document))
