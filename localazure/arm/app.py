@@ -5,7 +5,8 @@ Resource Manager front door. Which providers exist is decided by the composition
 The front door (an ASGI middleware) does what Resource Manager does before a provider sees a request:
 case-insensitive routing of the fixed path words, the subscription's read and write budgets (429 with
 Retry-After beyond them, `x-ms-ratelimit-remaining-subscription-reads|writes` on every answer), injected
-throttling / server errors, and api-version validation per provider namespace.
+throttling / server errors, api-version validation per provider namespace, and the subscription's resource
+provider registrations (409 MissingSubscriptionRegistration for a namespace it has not registered).
 """
 
 from __future__ import annotations
@@ -253,7 +254,23 @@ class FrontDoor:
                            f"'{supported}'."}},
                 status_code=400,
             )
-        return None
+        return self._registration(scope, path, namespace)
+
+    def _registration(self, scope: Scope, path: str, namespace: str) -> Response | None:
+        """Resource Manager refuses every request of an authenticated caller to a namespace the subscription has
+        not registered (reads too); Microsoft.Resources and registration-free namespaces are always served."""
+        parts = path.split("/")
+        if namespace.lower() == RESOURCES_NAMESPACE.lower() or len(parts) < 3 or parts[1] != "subscriptions" \
+                or parts[2].lower() != self.emulator.subscription_id.lower():
+            return None
+        refusal = subscriptions.missing_registration(self.emulator, namespace)
+        if refusal is None:
+            return None
+        try:
+            auth.get_caller(Request(scope))
+        except ArmError:
+            return None  # the route answers 401: authentication comes first
+        return JSONResponse(refusal.body(), status_code=refusal.status)
 
 
 def throttle_delay_headers(seconds: float) -> dict[str, str]:

@@ -80,6 +80,9 @@ class Knobs:
     clusters: ClusterMode = "local"
     node_image_create: str = DEFAULT_NODE_IMAGE_CREATE
     node_image_latest: str = DEFAULT_NODE_IMAGE_LATEST
+    # Namespaces the subscription has never registered (NotRegistered): requests to them are refused with 409
+    # MissingSubscriptionRegistration until `POST .../providers/{namespace}/register`.
+    unregistered: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (as accepted by `from_json` / `POST /_local/knobs`)."""
@@ -146,6 +149,9 @@ def apply_changes(base: Knobs, changes: dict[str, Any]) -> Knobs:
             updates[name] = value
         elif name in {"node_image_create", "node_image_latest"}:
             updates[name] = str(value)
+        elif name == "unregistered":
+            items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+            updates[name] = tuple(item.strip() for item in items if item.strip())
         else:
             raise ValueError(f"unknown knob {key!r}")
     return replace(base, **updates)
@@ -153,7 +159,8 @@ def apply_changes(base: Knobs, changes: dict[str, Any]) -> Knobs:
 
 ENV_PREFIX = "FLEETFLOW_LOCAL_"
 ENV_KNOBS = ("LATENCY", "TIME_SCALE", "THROTTLE_RATE", "ERROR_RATE", "RETRY_AFTER", "FAIL", "CLUSTERS",
-             "NODE_IMAGE_CREATE", "NODE_IMAGE_LATEST", "WRITE_BUDGET", "READ_BUDGET", "BUDGET_WINDOW")
+             "NODE_IMAGE_CREATE", "NODE_IMAGE_LATEST", "WRITE_BUDGET", "READ_BUDGET", "BUDGET_WINDOW",
+             "UNREGISTERED")
 
 
 def from_environment(base: Knobs, environ: dict[str, str] | None = None) -> Knobs:

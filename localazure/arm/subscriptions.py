@@ -4,7 +4,9 @@
 Provider metadata is derived from the registered providers: each namespace's resource types come from the paths
 its routes serve, with the api-versions the front door accepts for them and local Azure's locations.
 Registration state is kept per subscription (table `providerRegistrations`); every served namespace starts
-Registered, as the namespaces a subscription uses are.
+Registered, as the namespaces a subscription uses are, except those the `unregistered` knob names (NotRegistered,
+as in a new subscription). Requests to a namespace that is not Registered are refused by the front door
+(`missing_registration`) with Resource Manager's 409 MissingSubscriptionRegistration.
 """
 
 from __future__ import annotations
@@ -199,6 +201,40 @@ def list_locations(subscription_id: str, emulator: Emulator = Depends(get_emulat
 
 # ---- resource providers ---------------------------------------------------------------------------
 
+# Where Resource Manager's registration errors send the reader.
+_HOW_TO_REGISTER = "See https://aka.ms/rps-not-found for how to register subscriptions."
+
+
+def registration_state(emulator: Emulator, namespace: str) -> str:
+    """`Registered`, `NotRegistered` (never registered: the `unregistered` knob) or `Unregistered` (unregistered
+    through `POST .../unregister`) for a namespace in the subscription."""
+    low = namespace.lower()
+    if low in _ALWAYS_REGISTERED:
+        return "Registered"
+    record = emulator.store.get(REGISTRATIONS, low)
+    if record:
+        return str(record["state"])
+    if low in {name.lower() for name in emulator.knobs.current.unregistered}:
+        return "NotRegistered"
+    return "Registered"
+
+
+def missing_registration(emulator: Emulator, namespace: str) -> ArmError | None:
+    """Resource Manager's refusal of a request to a namespace the subscription has not registered: 409
+    MissingSubscriptionRegistration naming the namespace (also as `details[].target`, where the SDKs' automatic
+    registration reads it); None when the namespace is Registered."""
+    state = registration_state(emulator, namespace)
+    if state == "Registered":
+        return None
+    if state == "NotRegistered":
+        message = f"The subscription is not registered to use namespace '{namespace}'. {_HOW_TO_REGISTER}"
+    else:
+        message = (f"The subscription registration is in '{state}' state. The subscription must be registered to "
+                   f"use namespace '{namespace}'. {_HOW_TO_REGISTER}")
+    return ArmError(409, "MissingSubscriptionRegistration", message, details=[
+        {"code": "MissingSubscriptionRegistration", "target": namespace, "message": message}])
+
+
 _TYPE_PATH = re.compile(r"/providers/([A-Za-z]+\.[A-Za-z.]+)/(.+)$")
 
 
@@ -235,11 +271,8 @@ class ProviderCatalog:
         return sorted(ns for ns, _ in self._namespaces.values())
 
     def state(self, namespace: str) -> str:
-        """`Registered`, `Unregistered`, `Registering` or `Unregistering` in this subscription."""
-        if namespace.lower() in _ALWAYS_REGISTERED:
-            return "Registered"
-        record = self.emulator.store.get(REGISTRATIONS, namespace.lower())
-        return str(record["state"]) if record else "Registered"
+        """`Registered`, `NotRegistered` or `Unregistered` in this subscription."""
+        return registration_state(self.emulator, namespace)
 
     def set_state(self, namespace: str, state: str) -> None:
         """Record the registration state of a namespace."""
@@ -327,5 +360,6 @@ def register_provider(subscription_id: str, namespace: str, request: Request,
 def unregister_provider(subscription_id: str, namespace: str, request: Request,
                         emulator: Emulator = Depends(get_emulator),
                         caller: Principal = Depends(get_caller)) -> dict[str, Any]:
-    """Unregister a namespace (recorded; requests to it are still served)."""
+    """Unregister a namespace: requests to its resource types are refused (409 MissingSubscriptionRegistration) until
+    it is registered again. Local Azure does not refuse to unregister a namespace whose resources still exist."""
     return _change_registration(subscription_id, namespace, request, emulator, caller, "Unregistered")

@@ -176,3 +176,35 @@ def test_the_recipes_resource_checks_through_az(az, fresh_name):
         assert [key["keyName"] for key in keys] == ["key1", "key2"]
     finally:
         az.run("group", "delete", "--name", fresh_name, "--yes", check=False)
+
+
+REGISTRATION_REFUSAL = ("The subscription registration is in 'Unregistered' state. The subscription must be registered "
+                        "to use namespace 'Microsoft.ContainerService'. See https://aka.ms/rps-not-found for how to "
+                        "register subscriptions.")
+
+
+def test_unregistered_provider_through_az_rest_and_az_provider_register(az, local_azure, fresh_name):
+    """`az rest` sends a request as given (az's own commands register a namespace they meet unregistered): the
+    error body is Resource Manager's; `az provider register` makes the same request work."""
+    endpoint = local_azure.endpoint
+    az.run("group", "create", "--name", fresh_name, "--location", "eastus", "--output", "none")
+    url = (f"{endpoint.resource_manager_endpoint.rstrip('/')}/subscriptions/{endpoint.subscription_id}/resourceGroups/"
+           f"{fresh_name}/providers/Microsoft.ContainerService/managedClusters/rest?api-version=2025-10-01")
+    body = json.dumps({"location": "eastus", "properties": {
+        "kubernetesVersion": "1.36", "dnsPrefix": "rest",
+        "agentPoolProfiles": [{"name": "nodepool1", "count": 1, "mode": "System"}]}})
+    try:
+        az.run("provider", "unregister", "--namespace", "Microsoft.ContainerService")
+        shown = az.json("provider", "show", "--namespace", "Microsoft.ContainerService")
+        assert shown["registrationState"] == "Unregistered"
+        refused = az.run("rest", "--method", "put", "--url", url, "--body", body, check=False)
+        assert refused.returncode != 0 and "Conflict" in refused.stderr
+        error = json.loads(refused.stderr[refused.stderr.index("{"):refused.stderr.rindex("}") + 1])
+        assert error == {"error": {"code": "MissingSubscriptionRegistration", "message": REGISTRATION_REFUSAL,
+                                   "details": [{"code": "MissingSubscriptionRegistration",
+                                                "target": "Microsoft.ContainerService",
+                                                "message": REGISTRATION_REFUSAL}]}}
+    finally:
+        az.run("provider", "register", "--namespace", "Microsoft.ContainerService", "--wait")
+    assert az.json("rest", "--method", "put", "--url", url, "--body", body)["name"] == "rest"
+    az.run("group", "delete", "--name", fresh_name, "--yes", "--no-wait")
