@@ -98,12 +98,12 @@ def validate_pools(pools: Any) -> list[dict[str, Any]]:
             raise invalid_parameter(f"{where}.count", f"Agent pool '{name}' count {count!r} is invalid: it must be "
                                     "an integer from 1 to 1000.")
         pool["count"] = count
-        pool.setdefault("vmSize", DEFAULT_VM_SIZE)
-        pool.setdefault("mode", "System" if index == 0 else "User")
-        pool.setdefault("osType", "Linux")
-        pool.setdefault("osSKU", "Ubuntu")
-        pool.setdefault("type", "VirtualMachineScaleSets")
-        pool.setdefault("maxPods", 110)
+        # Unset, null or empty (az aks create sends `"vmSize": ""` and lets AKS choose): AKS's defaults.
+        defaults = {"vmSize": DEFAULT_VM_SIZE, "mode": "System" if index == 0 else "User", "osType": "Linux",
+                    "osSKU": "Ubuntu", "type": "VirtualMachineScaleSets", "maxPods": 110}
+        for key, default in defaults.items():
+            if pool.get(key) in (None, ""):
+                pool[key] = default
         sent_settings = pool.get("upgradeSettings")
         settings: dict[str, Any] = sent_settings if isinstance(sent_settings, dict) else {}
         pool["upgradeSettings"] = {**settings, "maxSurge": settings.get("maxSurge") or DEFAULT_MAX_SURGE}

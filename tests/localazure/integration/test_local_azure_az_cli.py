@@ -208,3 +208,34 @@ def test_unregistered_provider_through_az_rest_and_az_provider_register(az, loca
         az.run("provider", "register", "--namespace", "Microsoft.ContainerService", "--wait")
     assert az.json("rest", "--method", "put", "--url", url, "--body", body)["name"] == "rest"
     az.run("group", "delete", "--name", fresh_name, "--yes", "--no-wait")
+
+
+@pytest.mark.cluster
+def test_az_aks_get_credentials_then_the_real_kubectl_lists_the_local_clusters_nodes(az, knobs_restored, fresh_name,
+                                                                                    tmp_path):
+    from localazure.kube import available_versions
+    from localazure.kube.tools import tools_dir
+
+    built = available_versions()
+    kubectl = [p for p in sorted(tools_dir().glob("kubectl-v*/kubectl")) if os.access(p, os.X_OK)]
+    if not built or not kubectl:
+        pytest.skip("no Kubernetes binaries or kubectl are built yet (run `make tools`)")
+    knobs_restored.set_knobs(clusters="local")
+    version = built[0].lstrip("v")
+    az.run("group", "create", "--name", fresh_name, "--location", "eastus", "--output", "none")
+    try:
+        cluster = az.json("aks", "create", "--resource-group", fresh_name, "--name", "real", "--node-count", "2",
+                          "--kubernetes-version", version, "--generate-ssh-keys", "--network-plugin", "kubenet")
+        assert cluster["provisioningState"] == "Succeeded"
+        kubeconfig = tmp_path / "config"
+        az.run("aks", "get-credentials", "--resource-group", fresh_name, "--name", "real", "--admin",
+               "--file", str(kubeconfig))
+        done = subprocess.run([str(kubectl[-1]), "--kubeconfig", str(kubeconfig), "get", "nodes", "--output", "json"],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        nodes = json.loads(done.stdout)["items"]
+        assert len(nodes) == 2
+        assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {f"v{version}"}
+        assert all(n["metadata"]["labels"]["kubernetes.azure.com/agentpool"] == "nodepool1" for n in nodes)
+    finally:
+        az.run("group", "delete", "--name", fresh_name, "--yes", check=False)
