@@ -168,6 +168,8 @@ def network_profile(sent: Any, previous: dict[str, Any] | None, *, subscription_
         balancer: dict[str, Any] = copy.deepcopy(sent_balancer) if isinstance(sent_balancer, dict) else {}
         balancer.setdefault("managedOutboundIPs", {"count": 1})
         balancer.setdefault("backendPoolType", "nodeIPConfiguration")
+        balancer.setdefault("allocatedOutboundPorts", 0)  # 0: Azure allocates ports per node by pool size
+        balancer.setdefault("idleTimeoutInMinutes", 30)
         if not balancer.get("effectiveOutboundIPs"):
             ip_name = short_hash(subscription_id, node_resource_group, "outbound")
             balancer["effectiveOutboundIPs"] = [{
@@ -175,3 +177,19 @@ def network_profile(sent: Any, previous: dict[str, Any] | None, *, subscription_
                       f"Microsoft.Network/publicIPAddresses/{ip_name}-0000-4000-8000-{ip_name}{ip_name[:4]}"}]
         profile["loadBalancerProfile"] = balancer
     return profile
+
+
+def user_assigned_identities(identity: dict[str, Any]) -> dict[str, Any]:
+    """`identity` with each of its `userAssignedIdentities` showing `clientId` and `principalId`, as Azure reads them
+    from the identity resource. Local Azure does not serve Microsoft.ManagedIdentity: both are GUIDs derived from the
+    identity's resource id, the same for every cluster that uses it."""
+    assigned = identity.get("userAssignedIdentities")
+    if not isinstance(assigned, dict):
+        return identity
+    filled = {}
+    for identity_id, sent in assigned.items():
+        seed = str(identity_id).lower()
+        filled[identity_id] = {**(sent if isinstance(sent, dict) else {}),
+                               "clientId": str(uuid.uuid5(uuid.NAMESPACE_URL, "client:" + seed)),
+                               "principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, "principal:" + seed))}
+    return {**identity, "userAssignedIdentities": filled}

@@ -230,6 +230,8 @@ class AksService:
                 "resourceId": f"/subscriptions/{self.emulator.subscription_id}/resourcegroups/{node_group}/providers/"
                               f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool",
                 "clientId": kubelet["appId"], "objectId": kubelet["objectId"]}}
+        elif isinstance(identity, dict):
+            body["identity"] = aksmodel.user_assigned_identities(identity)
         elif identity is not None:
             body["identity"] = identity
         self.emulator.store.put(RESOURCES, cluster_id, {"body": body, "internal": internal})
