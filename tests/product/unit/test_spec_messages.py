@@ -13,6 +13,8 @@ from tasks.spec import (
     FleetSpec,
     FleetSpecError,
     SpecProblem,
+    _base36,
+    _loc_to_path,
     _yaml_error_problem,
     crd_pattern_items,
     decode_spec,
@@ -116,6 +118,14 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str, str]
         ("regions[1].member_name", breaks(f"aks-{F64}-westus2"), MEMBER)]),
     ("fleet name of 63 characters passes", BASE,
      {"name": "f" * 63, "regions/0/cluster_name": "aks-1", "regions/1/cluster_name": "aks-2"}, []),
+    ("fleet name, resource group, update group and short name of one character pass", MULTI,
+     {"name": "a", "resource_group": "r", "regions/1/update_group": "g", "regions/0/clusters/1/name": "b",
+      "regions/0/clusters/1/update_group": "h", "update_strategy/stages/1/groups": ["prod-group", "g", "h"]}, []),
+    ("registry name of 5 characters passes", BASE, {"name": "a", "suffix": "b"},
+     [("suffix", "'b' is not 3-8 lowercase letters or digits", "use something like 7f3a2c")]),
+    ("listed cluster update group of 51 characters", MULTI,
+     {"regions/0/clusters/0/update_group": "t" * 51, "update_strategy/stages/0/groups": ["t" * 51]},
+     [("regions[0].clusters[0].update_group", breaks("t" * 51), GROUP)]),
     ("unknown location", BASE, {"location": "mars"},
      [("location", "unknown Azure region 'mars'", "use a region name such as eastus, westus2 or westeurope")]),
     ("suffix with capitals", BASE, {"suffix": "AB"},
@@ -462,6 +472,10 @@ def test_each_cluster_is_resolved_with_its_names_group_settings_and_ownership_ta
     assert [c.tags for c in clusters][3] == {"fleetflow-fleet": "big", "fleetflow-managed": "true", "region": "westus2"}
 
 
+def test_the_digest_naming_a_listed_clusters_storage_is_lowercase_base36_of_the_cluster_name():
+    assert (_base36("aks-x", 5), _base36("", 8)) == ("0zjyj", "gt33uehk")
+
+
 def test_member_names_default_to_the_lowercased_cluster_name():
     spec = spec_of(regions=[{"name": "eastus", "update_group": "test-group", "cluster_name": "AKS-One"},
                             {"name": "westus2", "update_group": "prod-group", "member_name": "m-two"}])
@@ -583,6 +597,20 @@ def test_a_spec_that_does_not_parse_is_refused_with_each_problem_where_what_and_
         parse_spec(text, "f.yaml")
     assert raised.value.source == "f.yaml"
     assert [(p.path, p.message, p.fix) for p in raised.value.problems] == expected
+
+
+def test_a_spec_text_without_a_source_is_named_text_in_the_error():
+    with pytest.raises(FleetSpecError) as raised:
+        parse_spec("- a\n")
+    assert raised.value.source == "<text>"
+
+
+@pytest.mark.parametrize(("loc", "path"), [
+    ((), "(root)"), (("name",), "name"), (("regions", 0, "clusters", 2, "name"), "regions[0].clusters[2].name"),
+    ((0,), "[0]"), (("tags", "a.b"), "tags.a.b"),
+])
+def test_a_validation_location_is_written_as_a_field_path(loc, path: str):
+    assert _loc_to_path(loc) == path
 
 
 def test_a_yaml_error_without_a_place_is_reported_at_the_root_by_its_first_line():
