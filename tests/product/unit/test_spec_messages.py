@@ -118,9 +118,11 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str, str]
         ("regions[1].member_name", breaks(f"aks-{F64}-westus2"), MEMBER)]),
     ("fleet name of 63 characters passes", BASE,
      {"name": "f" * 63, "regions/0/cluster_name": "aks-1", "regions/1/cluster_name": "aks-2"}, []),
-    ("fleet name, resource group, update group and short name of one character pass", MULTI,
+    ("fleet, resource group, update group, stage, short, AKS and member names of one character pass", MULTI,
      {"name": "a", "resource_group": "r", "regions/1/update_group": "g", "regions/0/clusters/1/name": "b",
-      "regions/0/clusters/1/update_group": "h", "update_strategy/stages/1/groups": ["prod-group", "g", "h"]}, []),
+      "regions/0/clusters/1/update_group": "h", "update_strategy/stages/1/groups": ["prod-group", "g", "h"],
+      "update_strategy/stages/0/name": "s", "regions/0/clusters/0/cluster_name": "c",
+      "regions/0/clusters/0/member_name": "m"}, []),
     ("registry name of 5 characters passes", BASE, {"name": "a", "suffix": "b"},
      [("suffix", "'b' is not 3-8 lowercase letters or digits", "use something like 7f3a2c")]),
     ("listed cluster update group of 51 characters", MULTI,
@@ -528,7 +530,7 @@ def test_kubernetes_versions_are_major_minor_and_an_optional_patch(version: str,
     assert parse_kubernetes_version(version) == parsed
 
 
-@pytest.mark.parametrize("version", ["1", "1.36.", "1.36.3.1", "x1.36", "1.36-rc1", " 1.36"])
+@pytest.mark.parametrize("version", ["1", "1.36.", "1.36.3.1", "x1.36", "X1.36", "Xv1.36", "1.36-rc1", " 1.36"])
 def test_anything_else_is_not_a_kubernetes_version(version: str):
     with pytest.raises(ValueError) as raised:
         parse_kubernetes_version(version)
