@@ -68,10 +68,6 @@ class Endpoint:
             authority=self.authority_host, connection_verify=self.ca_bundle, disable_instance_discovery=True,
         )
 
-    def client_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for azure-mgmt-* clients: base_url and the CA bundle."""
-        return {"base_url": self.resource_manager_endpoint, "connection_verify": self.ca_bundle}
-
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -290,6 +286,13 @@ class LocalAzure:
             body["tenantId"] = tenant_id
         result: dict[str, Any] = self._request("POST", "/_local/principals", body)
         return result
+
+    def operations(self, scope: str) -> list[dict[str, Any]]:
+        """The long-running operations the emulator started on resources at or below `scope`, oldest first."""
+        from urllib.parse import quote
+
+        result: dict[str, Any] = self._request("GET", f"/_local/operations?scope={quote(scope, safe='')}")
+        return list(result["value"])
 
     def knobs(self) -> dict[str, Any]:
         """The running emulator's knobs."""

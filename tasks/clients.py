@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from azure.identity import ClientSecretCredential
@@ -42,6 +42,8 @@ RETRY_OPTIONS: dict[str, Any] = {
     "retry_read": 5,
     "retry_status": 8,
 }
+
+ManagementClient = TypeVar("ManagementClient")
 
 _ca_files_lock = threading.Lock()
 _ca_files: dict[str, str] = {}
@@ -88,12 +90,17 @@ class _NamedCredential(ClientSecretCredential):
 
 
 class AzureClients:
-    """Credential and management clients for one service principal and endpoint."""
+    """Credential and management clients for one service principal and endpoint.
 
-    def __init__(self, principal: AzureServicePrincipal):
+    Keyword options (any azure-core client option: `retry_total`, `api_version`, `credential_scopes`, …) override
+    fleetflow's defaults for every client built here.
+    """
+
+    def __init__(self, principal: AzureServicePrincipal, **client_options: Any):
         self.principal = principal
         self.subscription_id = principal.subscription_id
         self.endpoint = principal.effective_resource_manager_endpoint
+        self._client_overrides = client_options
 
     @cached_property
     def _transport_options(self) -> dict[str, Any]:
@@ -122,32 +129,38 @@ class AzureClients:
             "per_call_policies": [WriteBudgetPolicy(self.subscription_id)],
             **RETRY_OPTIONS,
             **self._transport_options,
+            **self._client_overrides,
         }
+
+    def management_client(self, client_type: type[ManagementClient]) -> ManagementClient:
+        """A new azure-mgmt-* client of any type for this principal and endpoint, on fleetflow's pipeline (retries,
+        the shared write budget, the endpoint's CA bundle); the caller closes it."""
+        return client_type(self.credential, self.subscription_id, **self._client_options())  # type: ignore[call-arg]
 
     @cached_property
     def resource(self) -> ResourceManagementClient:
         """Resource groups and generic resources."""
-        return ResourceManagementClient(self.credential, self.subscription_id, **self._client_options())
+        return self.management_client(ResourceManagementClient)
 
     @cached_property
     def containerservice(self) -> ContainerServiceClient:
         """AKS managed clusters and agent pools."""
-        return ContainerServiceClient(self.credential, self.subscription_id, **self._client_options())
+        return self.management_client(ContainerServiceClient)
 
     @cached_property
     def fleet(self) -> ContainerServiceFleetMgmtClient:
         """Fleet Manager fleets, members, update strategies, update runs and gates."""
-        return ContainerServiceFleetMgmtClient(self.credential, self.subscription_id, **self._client_options())
+        return self.management_client(ContainerServiceFleetMgmtClient)
 
     @cached_property
     def keyvault(self) -> KeyVaultManagementClient:
         """Key vaults, including soft-deleted ones."""
-        return KeyVaultManagementClient(self.credential, self.subscription_id, **self._client_options())
+        return self.management_client(KeyVaultManagementClient)
 
     @cached_property
     def authorization(self) -> AuthorizationManagementClient:
         """Role definitions and role assignments."""
-        return AuthorizationManagementClient(self.credential, self.subscription_id, **self._client_options())
+        return self.management_client(AuthorizationManagementClient)
 
     def secret_client(self, vault_url: str) -> SecretClient:
         """A Key Vault secrets client for one vault (its data plane; the vault's challenge names the audience)."""

@@ -4,7 +4,7 @@ Loaded from tests/conftest.py (`pytest_plugins`). Fixtures:
 
 - `local_azure` (session): a `LocalAzureSession` — emulator in ARM-only cluster mode with a small
   time scale, running in a temporary state directory; `.restart()` stops and starts it again.
-- `azure_clients` (function): admin `ArmClients` (resource, containerservice, authorization).
+- `azure_clients` (function): the admin's clients, built by tasks/clients.py (`EmulatorClients`).
 - `fresh_name` (function): a unique, valid resource name prefix for the test.
 - `knobs_restored` (function): restores the emulator's knobs after the test changes them.
 """
@@ -13,30 +13,58 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from blocks.azure import AzureServicePrincipal
 from localazure import Endpoint, LocalAzure
+from tasks.clients import AzureClients
 
 # Fast but not instant: an AKS create (240 Azure seconds) takes 0.24 s, so pollers really poll.
 SESSION_KNOBS: dict[str, Any] = {"clusters": "arm-only", "time_scale": 0.001}
 
 
-@dataclass
-class ArmClients:
-    """Real Azure SDK management clients bound to one principal."""
+class EmulatorClients(AzureClients):
+    """fleetflow's clients (tasks/clients.py) plus the management clients only the emulator's tests need."""
 
-    resource: Any
-    containerservice: Any
-    authorization: Any
-    credential: Any
+    @cached_property
+    def registry(self) -> Any:
+        """azure-mgmt-containerregistry: container registries."""
+        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+        return self.management_client(ContainerRegistryManagementClient)
+
+    @cached_property
+    def storage(self) -> Any:
+        """azure-mgmt-storage: storage accounts."""
+        from azure.mgmt.storage import StorageManagementClient
+
+        return self.management_client(StorageManagementClient)
+
+
+def principal_for(endpoint: Endpoint, client_id: str | None = None, client_secret: str | None = None,
+                  tenant_id: str | None = None) -> AzureServicePrincipal:
+    """A credentials block (unsaved) for an emulator's admin, or for another principal of it."""
+    return AzureServicePrincipal(
+        tenant_id=tenant_id or endpoint.tenant_id, client_id=client_id or endpoint.client_id,
+        client_secret=client_secret or endpoint.client_secret, subscription_id=endpoint.subscription_id,
+        authority_host=endpoint.authority_host, resource_manager_endpoint=endpoint.resource_manager_endpoint,
+        ca_bundle=Path(endpoint.ca_bundle).read_text(),
+    )
+
+
+def clients_for(endpoint: Endpoint, client_id: str | None = None, client_secret: str | None = None,
+                tenant_id: str | None = None, **client_options: Any) -> EmulatorClients:
+    """New clients from tasks/clients.py for an emulator's admin (or another principal); keyword options override
+    fleetflow's client defaults (`retry_total=0`, `api_version=…`)."""
+    return EmulatorClients(principal_for(endpoint, client_id, client_secret, tenant_id), **client_options)
 
 
 class LocalAzureSession:
-    """The session's emulator: endpoint, client factories, and restart."""
+    """The session's emulator: endpoint, clients, and restart."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -47,53 +75,15 @@ class LocalAzureSession:
         """Current endpoint.json contents."""
         return self.azure.endpoint
 
+    def clients(self, client_id: str | None = None, client_secret: str | None = None, tenant_id: str | None = None,
+                **client_options: Any) -> EmulatorClients:
+        """New clients for the admin (default) or the given principal; see `clients_for`."""
+        return clients_for(self.endpoint, client_id, client_secret, tenant_id, **client_options)
+
     def credential(self, client_id: str | None = None, client_secret: str | None = None,
                    tenant_id: str | None = None) -> Any:
-        """ClientSecretCredential for the admin or another principal."""
-        return self.endpoint.credential(client_id, client_secret, tenant_id)
-
-    def clients(self, credential: Any = None, **client_kwargs: Any) -> ArmClients:
-        """Resource / ContainerService / Authorization clients for a credential (default: admin)."""
-        from azure.mgmt.authorization import AuthorizationManagementClient
-        from azure.mgmt.containerservice import ContainerServiceClient
-        from azure.mgmt.resource.resources import ResourceManagementClient
-
-        endpoint = self.endpoint
-        credential = credential or self.credential()
-        kwargs = {**endpoint.client_kwargs(), **client_kwargs}
-        return ArmClients(
-            resource=ResourceManagementClient(credential, endpoint.subscription_id, **kwargs),
-            containerservice=ContainerServiceClient(credential, endpoint.subscription_id, **kwargs),
-            authorization=AuthorizationManagementClient(credential, endpoint.subscription_id, **kwargs),
-            credential=credential,
-        )
-
-    def registry_client(self, credential: Any = None) -> Any:
-        """azure-mgmt-containerregistry client for a credential (default: admin)."""
-        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
-
-        return ContainerRegistryManagementClient(credential or self.credential(), self.endpoint.subscription_id,
-                                                 **self.endpoint.client_kwargs())
-
-    def keyvault_client(self, credential: Any = None) -> Any:
-        """azure-mgmt-keyvault client for a credential (default: admin)."""
-        from azure.mgmt.keyvault import KeyVaultManagementClient
-
-        return KeyVaultManagementClient(credential or self.credential(), self.endpoint.subscription_id,
-                                        **self.endpoint.client_kwargs())
-
-    def storage_client(self, credential: Any = None) -> Any:
-        """azure-mgmt-storage client for a credential (default: admin)."""
-        from azure.mgmt.storage import StorageManagementClient
-
-        return StorageManagementClient(credential or self.credential(), self.endpoint.subscription_id,
-                                       **self.endpoint.client_kwargs())
-
-    def secret_client(self, vault_uri: str, credential: Any = None) -> Any:
-        """azure-keyvault-secrets SecretClient for a vault's URI; only the CA bundle is passed."""
-        from azure.keyvault.secrets import SecretClient
-
-        return SecretClient(vault_uri, credential or self.credential(), connection_verify=self.endpoint.ca_bundle)
+        """The token credential of the admin (default) or the given principal, as tasks/clients.py builds it."""
+        return self.clients(client_id, client_secret, tenant_id).credential
 
     def restart(self, *, crash: bool = False, **knobs: Any) -> None:
         """Stop (SIGTERM, or SIGKILL with crash=True) and start again on the same state directory."""
@@ -115,7 +105,7 @@ def local_azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure
 
 
 @pytest.fixture
-def azure_clients(local_azure: LocalAzureSession) -> ArmClients:
+def azure_clients(local_azure: LocalAzureSession) -> EmulatorClients:
     """Admin SDK clients for the session emulator."""
     return local_azure.clients()
 

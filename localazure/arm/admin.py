@@ -49,6 +49,14 @@ def _role_guid(role: str) -> str:
     raise ArmError(400, "RoleDefinitionDoesNotExist", f"There is no built-in role named '{role}'.")
 
 
+@router.get("/_local/operations")
+def list_operations(
+    scope: str, emulator: Emulator = Depends(get_emulator), _admin: Principal = Depends(require_admin),
+) -> Any:
+    """The long-running operations started on resources at or below `scope` (a resource id), oldest first."""
+    return {"value": emulator.operations.under(scope)}
+
+
 @router.post("/_local/principals")
 async def create_principal(
     request: Request, emulator: Emulator = Depends(get_emulator), admin: Principal = Depends(require_admin),

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from localazure.arm.errors import ArmError, error_detail
-from localazure.arm.ids import utc_now
+from localazure.arm.ids import is_at_or_below, utc_now
 from localazure.arm.knobs import KnobBoard
 from localazure.arm.store import Record, StateStore
 
@@ -165,6 +165,11 @@ class Operations:
             and (r["resourceId"].lower() == low or r["resourceId"].lower().startswith(low + "/")),
         )
         return found[0] if found else None
+
+    def under(self, scope: str) -> list[Record]:
+        """Every operation (any status) on a resource at or below a scope, oldest first."""
+        return sorted(self._store.values(TABLE, lambda r: is_at_or_below(r["resourceId"], scope)),
+                      key=lambda r: r["startTime"])
 
     def wait(self, name: str, timeout: float | None = None) -> Record:
         """Block until an operation reaches a terminal status (for in-process callers such as Fleet)."""

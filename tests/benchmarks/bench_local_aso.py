@@ -92,19 +92,18 @@ def main() -> None:
                                                                            "/work/shared/charts")))
     args = parser.parse_args()
 
-    from azure.mgmt.containerservice import ContainerServiceClient
-    from azure.mgmt.resource.resources import ResourceManagementClient
     from kubernetes import client, config
 
     from localazure import LocalAzure
+    from tests.localazure_fixtures import clients_for
 
     state = Path(tempfile.mkdtemp(prefix="bench-aso-"))
     azure = LocalAzure.start(state, clusters="local", time_scale=args.time_scale)
     try:
         endpoint = azure.endpoint
-        credential = endpoint.credential()
-        resources = ResourceManagementClient(credential, endpoint.subscription_id, **endpoint.client_kwargs())
-        aks: Any = ContainerServiceClient(credential, endpoint.subscription_id, **endpoint.client_kwargs())
+        clients = clients_for(endpoint)
+        resources = clients.resource
+        aks: Any = clients.containerservice
         resources.resource_groups.create_or_update("bench-clusters", {"location": "eastus"})
         started = time.monotonic()
         pollers = {region: aks.managed_clusters.begin_create_or_update("bench-clusters", f"aks-{region}", {

@@ -14,10 +14,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from azure.mgmt.containerservice import ContainerServiceClient
-from azure.mgmt.resource.resources import ResourceManagementClient
-
 from localazure import LocalAzure
+from tests.localazure_fixtures import clients_for
 
 REGIONS = ["eastus", "westus2", "centralus", "northeurope", "westeurope", "uksouth", "japaneast", "australiaeast"]
 
@@ -37,9 +35,9 @@ def main() -> None:
         print(f"emulator up in {time.monotonic() - started:.2f}s")
         try:
             endpoint = azure.endpoint
-            credential = endpoint.credential()
-            resources = ResourceManagementClient(credential, endpoint.subscription_id, **endpoint.client_kwargs())
-            aks = ContainerServiceClient(credential, endpoint.subscription_id, **endpoint.client_kwargs())
+            clients = clients_for(endpoint)
+            resources = clients.resource
+            aks = clients.containerservice
             resources.resource_groups.create_or_update("bench", {"location": "eastus"})
 
             timings = []

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from localazure import LocalAzure
+from tests.localazure_fixtures import clients_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]
 
@@ -55,14 +56,10 @@ class AsoEnv:
         self.azure = LocalAzure.start(state_dir, clusters="local", time_scale=0.005)
         endpoint = self.azure.endpoint
         self.subscription = endpoint.subscription_id
-        from azure.mgmt.authorization import AuthorizationManagementClient
-        from azure.mgmt.containerservice import ContainerServiceClient
-        from azure.mgmt.resource.resources import ResourceManagementClient
-
-        credential = endpoint.credential()
-        self.resources = ResourceManagementClient(credential, self.subscription, **endpoint.client_kwargs())
-        self.authorization = AuthorizationManagementClient(credential, self.subscription, **endpoint.client_kwargs())
-        aks: Any = ContainerServiceClient(credential, self.subscription, **endpoint.client_kwargs())
+        clients = clients_for(endpoint)
+        self.resources = clients.resource
+        self.authorization = clients.authorization
+        aks: Any = clients.containerservice
         self.resources.resource_groups.create_or_update("aso-clusters", {"location": "eastus"})
         aks.managed_clusters.begin_create_or_update("aso-clusters", "aso1", {"location": "eastus", "properties": {
             "dnsPrefix": "aso1", "agentPoolProfiles": [{"name": "nodepool1", "count": 1,

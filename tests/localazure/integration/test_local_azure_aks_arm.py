@@ -66,12 +66,9 @@ def test_agent_pools_are_added_scaled_and_deleted_in_arm_only_mode(azure_clients
 
 
 def test_fleet_auto_upgrade_profiles_are_created_read_listed_and_deleted(local_azure, azure_clients, fresh_name):
-    from azure.mgmt.containerservicefleet import ContainerServiceFleetMgmtClient
 
-    endpoint = local_azure.endpoint
     azure_clients.resource.resource_groups.create_or_update(fresh_name, {"location": "eastus"})
-    fleet = ContainerServiceFleetMgmtClient(local_azure.credential(), endpoint.subscription_id,
-                                            **endpoint.client_kwargs())
+    fleet = local_azure.clients().fleet
     fleet.fleets.begin_create_or_update(fresh_name, "fleet1", {"location": "eastus"}).result()
     profile = fleet.auto_upgrade_profiles.begin_create_or_update(
         fresh_name, "fleet1", "stable", {"properties": {"channel": "Stable",

@@ -36,7 +36,7 @@ def test_wrong_client_secret_is_refused_with_aadsts7000215(local_azure):
 def test_token_from_another_tenant_is_refused_by_resource_manager(local_azure):
     foreign_tenant = "11111111-2222-4333-8444-555555555555"
     sp = local_azure.azure.create_service_principal("foreign-app", tenant_id=foreign_tenant)
-    clients = local_azure.clients(local_azure.credential(sp["appId"], sp["password"], foreign_tenant))
+    clients = local_azure.clients(sp["appId"], sp["password"], foreign_tenant)
     with pytest.raises(HttpResponseError) as caught:
         list(clients.resource.resource_groups.list())
     assert caught.value.status_code == 401
@@ -51,11 +51,7 @@ def test_request_without_api_version_is_a_400_missing_api_version(azure_clients,
 
 
 def test_unsupported_api_version_is_a_400_listing_the_supported_ones(local_azure):
-    from azure.mgmt.resource.resources import ResourceManagementClient
-
-    endpoint = local_azure.endpoint
-    client = ResourceManagementClient(local_azure.credential(), endpoint.subscription_id,
-                                      api_version="2001-01-01", **endpoint.client_kwargs())
+    client = local_azure.clients(api_version="2001-01-01").resource
     with pytest.raises(HttpResponseError) as caught:
         client.resource_groups.get("anything")
     assert caught.value.status_code == 400

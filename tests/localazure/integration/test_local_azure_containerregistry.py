@@ -29,7 +29,7 @@ def _registry(sku="Basic", admin=False, **properties):
 
 def test_create_is_long_running_and_get_list_update_delete(local_azure, azure_clients, fresh_name):
     group = _group(azure_clients, fresh_name)
-    acr = local_azure.registry_client()
+    acr = local_azure.clients().registry
     name = _registry_name(fresh_name) + "Mixed"
 
     poller = acr.registries.begin_create(fresh_name, name, _registry("Standard"))
@@ -64,7 +64,7 @@ def test_create_is_long_running_and_get_list_update_delete(local_azure, azure_cl
 def test_name_rules_and_global_uniqueness(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
     _group(azure_clients, fresh_name + "-other")
-    acr = local_azure.registry_client()
+    acr = local_azure.clients().registry
     name = _registry_name(fresh_name)
 
     def check(candidate):
@@ -90,7 +90,7 @@ def test_name_rules_and_global_uniqueness(local_azure, azure_clients, fresh_name
 
 def test_admin_credentials_only_while_the_admin_user_is_enabled(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
-    acr = local_azure.registry_client()
+    acr = local_azure.clients().registry
     name = _registry_name(fresh_name)
     acr.registries.begin_create(fresh_name, name, _registry()).result()
 
@@ -120,7 +120,7 @@ def test_contributor_on_one_group_cannot_create_in_another_and_acr_roles_exist(
         "role_definition_id": f"{mine.id.split('/resourceGroups')[0]}/providers/Microsoft.Authorization/"
                               f"roleDefinitions/{CONTRIBUTOR}",
         "principal_id": sp["objectId"], "principal_type": "ServicePrincipal"})
-    acr = local_azure.registry_client(local_azure.credential(sp["appId"], sp["password"]))
+    acr = local_azure.clients(sp["appId"], sp["password"]).registry
     name = _registry_name(fresh_name)
 
     assert acr.registries.begin_create(fresh_name + "-a", name, _registry()).result().provisioning_state == "Succeeded"
@@ -141,7 +141,7 @@ def test_contributor_on_one_group_cannot_create_in_another_and_acr_roles_exist(
 def test_registries_go_with_their_group_and_survive_a_restart(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
     _group(azure_clients, fresh_name + "-gone")
-    acr = local_azure.registry_client()
+    acr = local_azure.clients().registry
     kept, gone = _registry_name(fresh_name), _registry_name(fresh_name) + "gone"
     acr.registries.begin_create(fresh_name, kept, _registry(admin=True)).result()
     acr.registries.begin_create(fresh_name + "-gone", gone, _registry()).result()
@@ -152,14 +152,14 @@ def test_registries_go_with_their_group_and_survive_a_restart(local_azure, azure
         {"name": gone, "type": "Microsoft.ContainerRegistry/registries"}).name_available is True
 
     local_azure.restart()
-    acr = local_azure.registry_client()
+    acr = local_azure.clients().registry
     assert acr.registries.get(fresh_name, kept).login_server == f"{kept}.azurecr.io"
     assert acr.registries.list_credentials(fresh_name, kept).passwords[0].value == password
 
 
 def test_fail_rules_apply_to_registry_operations(local_azure, azure_clients, fresh_name, knobs_restored):
     _group(azure_clients, fresh_name)
-    acr = local_azure.registry_client()
+    acr = local_azure.clients().registry
     name = _registry_name(fresh_name)
     knobs_restored.set_knobs(fail=[f"acr.create:{name}"])
 

@@ -61,13 +61,11 @@ def test_every_response_carries_request_and_correlation_ids_echoing_the_clients(
 
 
 def test_a_body_with_an_etag_comes_with_the_etag_header_and_if_match_is_honoured(local_azure, fresh_name):
-    from azure.mgmt.containerservicefleet import ContainerServiceFleetMgmtClient
 
     endpoint = local_azure.endpoint
     clients = local_azure.clients()
     clients.resource.resource_groups.create_or_update(fresh_name, {"location": "eastus"})
-    fleets = ContainerServiceFleetMgmtClient(local_azure.credential(), endpoint.subscription_id,
-                                             **endpoint.client_kwargs())
+    fleets = local_azure.clients().fleet
     fleets.fleets.begin_create_or_update(fresh_name, "fleet1", {"location": "eastus"}).result()
     path = (f"/subscriptions/{endpoint.subscription_id}/resourceGroups/{fresh_name}/providers/"
             "Microsoft.ContainerService/fleets/fleet1?api-version=2025-03-01")
@@ -117,14 +115,10 @@ def test_assignment_with_a_principal_type_the_principal_does_not_have_is_400_unm
 
 
 def test_token_for_the_classic_scope_with_a_double_slash_is_accepted_by_resource_manager(local_azure):
-    from azure.mgmt.resource.resources import ResourceManagementClient
-
-    credential = local_azure.credential()
-    token = credential.get_token("https://management.core.windows.net//.default").token
+    clients = local_azure.clients(credential_scopes=["https://management.core.windows.net//.default"])
+    token = clients.credential.get_token("https://management.core.windows.net//.default").token
     assert jwt.decode(token, options={"verify_signature": False})["aud"] == "https://management.core.windows.net/"
-    endpoint = local_azure.endpoint
-    client = ResourceManagementClient(credential, endpoint.subscription_id, credential_scopes=[
-        "https://management.core.windows.net//.default"], **endpoint.client_kwargs())
+    client = clients.resource
     assert isinstance(list(client.resource_groups.list()), list)
 
 
@@ -146,7 +140,7 @@ def test_subscriptions_tenants_and_locations_are_listed_as_az_login_reads_them(a
 
 def test_a_principal_without_roles_sees_no_subscription(local_azure):
     sp = local_azure.azure.create_service_principal(f"norole-{uuid.uuid4().hex[:6]}")
-    clients = local_azure.clients(local_azure.credential(sp["appId"], sp["password"]))
+    clients = local_azure.clients(sp["appId"], sp["password"])
     answer = clients.resource.send_request(HttpRequest("GET", "/subscriptions?api-version=2022-12-01"))
     assert answer.status_code == 200 and answer.json() == {"value": []}
 

@@ -50,12 +50,12 @@ def _assign(azure_clients, scope, role, principal_id):
 
 def _principal(local_azure, name):
     sp = local_azure.azure.create_service_principal(name)
-    return sp, local_azure.credential(sp["appId"], sp["password"])
+    return sp, local_azure.clients(sp["appId"], sp["password"])
 
 
 def test_vault_create_is_long_running_with_a_loopback_uri_and_get_list_update(local_azure, azure_clients, fresh_name):
     group = _group(azure_clients, fresh_name)
-    kv = local_azure.keyvault_client()
+    kv = local_azure.clients().keyvault
     name = _vault_name(fresh_name)
 
     poller = kv.vaults.begin_create_or_update(fresh_name, name, _vault(local_azure))
@@ -87,7 +87,7 @@ def test_vault_create_is_long_running_with_a_loopback_uri_and_get_list_update(lo
 def test_vault_names_are_checked_and_globally_unique(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
     _group(azure_clients, fresh_name + "-b")
-    kv = local_azure.keyvault_client()
+    kv = local_azure.clients().keyvault
     name = _vault_name(fresh_name)
 
     def check(candidate):
@@ -108,10 +108,10 @@ def test_secrets_by_access_policy_with_versions_and_a_principal_without_one_gets
 ):
     _group(azure_clients, fresh_name)
     _, outsider = _principal(local_azure, fresh_name + "-out")
-    kv = local_azure.keyvault_client()
+    kv = local_azure.clients().keyvault
     vault = kv.vaults.begin_create_or_update(fresh_name, _vault_name(fresh_name), _vault(
         local_azure, object_ids=[local_azure.endpoint.object_id])).result()
-    secrets = local_azure.secret_client(vault.properties.vault_uri)
+    secrets = local_azure.clients().secret_client(vault.properties.vault_uri)
 
     first = secrets.set_secret("db-password", "s3cret-1", content_type="text/plain", tags={"env": "test"})
     second = secrets.set_secret("db-password", "s3cret-2")
@@ -127,7 +127,7 @@ def test_secrets_by_access_policy_with_versions_and_a_principal_without_one_gets
     with pytest.raises(ResourceNotFoundError):
         secrets.get_secret("missing")
 
-    denied = local_azure.secret_client(vault.properties.vault_uri, outsider)
+    denied = outsider.secret_client(vault.properties.vault_uri)
     with pytest.raises(HttpResponseError) as caught:
         denied.get_secret("db-password")
     assert caught.value.status_code == 403
@@ -138,21 +138,21 @@ def test_rbac_vault_honours_secrets_officer_and_user_roles_only(local_azure, azu
     _group(azure_clients, fresh_name)
     officer_sp, officer = _principal(local_azure, fresh_name + "-officer")
     user_sp, user = _principal(local_azure, fresh_name + "-user")
-    kv = local_azure.keyvault_client()
+    kv = local_azure.clients().keyvault
     vault = kv.vaults.begin_create_or_update(fresh_name, _vault_name(fresh_name), _vault(
         local_azure, object_ids=[local_azure.endpoint.object_id], rbac=True)).result()
     _assign(azure_clients, vault.id, SECRETS_OFFICER, officer_sp["objectId"])
     _assign(azure_clients, vault.id, SECRETS_USER, user_sp["objectId"])
     uri = vault.properties.vault_uri
 
-    local_azure.secret_client(uri, officer).set_secret("api-key", "value-1")
-    assert local_azure.secret_client(uri, user).get_secret("api-key").value == "value-1"
+    officer.secret_client(uri).set_secret("api-key", "value-1")
+    assert user.secret_client(uri).get_secret("api-key").value == "value-1"
     with pytest.raises(HttpResponseError) as caught:
-        local_azure.secret_client(uri, user).set_secret("api-key", "value-2")
+        user.secret_client(uri).set_secret("api-key", "value-2")
     assert caught.value.status_code == 403
     # Owner of the subscription has no data actions: with RBAC the access policy no longer counts either.
     with pytest.raises(HttpResponseError) as caught:
-        local_azure.secret_client(uri).get_secret("api-key")
+        local_azure.clients().secret_client(uri).get_secret("api-key")
     assert caught.value.status_code == 403
 
     role = azure_clients.authorization.role_definitions.get_by_id(
@@ -163,10 +163,10 @@ def test_rbac_vault_honours_secrets_officer_and_user_roles_only(local_azure, azu
 
 def test_secret_soft_delete_recover_and_purge(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
-    kv = local_azure.keyvault_client()
+    kv = local_azure.clients().keyvault
     vault = kv.vaults.begin_create_or_update(fresh_name, _vault_name(fresh_name), _vault(
         local_azure, object_ids=[local_azure.endpoint.object_id])).result()
-    secrets = local_azure.secret_client(vault.properties.vault_uri)
+    secrets = local_azure.clients().secret_client(vault.properties.vault_uri)
     secrets.set_secret("token", "t-1")
 
     deleted = secrets.begin_delete_secret("token").result()
@@ -188,11 +188,11 @@ def test_secret_soft_delete_recover_and_purge(local_azure, azure_clients, fresh_
 
 def test_vault_soft_delete_keeps_the_name_until_recovered_or_purged(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
-    kv = local_azure.keyvault_client()
+    kv = local_azure.clients().keyvault
     name = _vault_name(fresh_name)
     admin = [local_azure.endpoint.object_id]
     vault = kv.vaults.begin_create_or_update(fresh_name, name, _vault(local_azure, object_ids=admin)).result()
-    local_azure.secret_client(vault.properties.vault_uri).set_secret("kept", "across-recovery")
+    local_azure.clients().secret_client(vault.properties.vault_uri).set_secret("kept", "across-recovery")
 
     kv.vaults.delete(fresh_name, name)
     with pytest.raises(ResourceNotFoundError):
@@ -209,7 +209,8 @@ def test_vault_soft_delete_keeps_the_name_until_recovered_or_purged(local_azure,
     recovered = kv.vaults.begin_create_or_update(fresh_name, name, _vault(
         local_azure, object_ids=admin, create_mode="recover")).result()
     assert recovered.properties.provisioning_state == "Succeeded"
-    assert local_azure.secret_client(recovered.properties.vault_uri).get_secret("kept").value == "across-recovery"
+    recovered_secrets = local_azure.clients().secret_client(recovered.properties.vault_uri)
+    assert recovered_secrets.get_secret("kept").value == "across-recovery"
     assert name not in {d.name for d in kv.vaults.list_deleted()}
 
     kv.vaults.delete(fresh_name, name)
@@ -221,11 +222,11 @@ def test_vault_soft_delete_keeps_the_name_until_recovered_or_purged(local_azure,
 
 def test_purge_protection_refuses_purges(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
-    kv = local_azure.keyvault_client()
+    kv = local_azure.clients().keyvault
     name = _vault_name(fresh_name)
     vault = kv.vaults.begin_create_or_update(fresh_name, name, _vault(
         local_azure, object_ids=[local_azure.endpoint.object_id], purge_protection=True)).result()
-    secrets = local_azure.secret_client(vault.properties.vault_uri)
+    secrets = local_azure.clients().secret_client(vault.properties.vault_uri)
     secrets.set_secret("pinned", "v")
     secrets.begin_delete_secret("pinned").result()
     with pytest.raises(HttpResponseError) as caught:
@@ -245,9 +246,9 @@ def test_purge_protection_refuses_purges(local_azure, azure_clients, fresh_name)
 def test_contributor_on_one_group_cannot_create_vaults_in_another(local_azure, azure_clients, fresh_name):
     mine = _group(azure_clients, fresh_name + "-a")
     _group(azure_clients, fresh_name + "-b")
-    sp, credential = _principal(local_azure, fresh_name)
+    sp, principal_clients = _principal(local_azure, fresh_name)
     _assign(azure_clients, mine.id, CONTRIBUTOR, sp["objectId"])
-    kv = local_azure.keyvault_client(credential)
+    kv = principal_clients.keyvault
     name = _vault_name(fresh_name)
 
     assert kv.vaults.begin_create_or_update(fresh_name + "-a", name, _vault(local_azure)).result().name == name
@@ -260,19 +261,19 @@ def test_contributor_on_one_group_cannot_create_vaults_in_another(local_azure, a
 def test_group_deletion_soft_deletes_vaults_and_vaults_survive_a_restart(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
     _group(azure_clients, fresh_name + "-gone")
-    kv = local_azure.keyvault_client()
+    kv = local_azure.clients().keyvault
     admin = [local_azure.endpoint.object_id]
     kept, gone = _vault_name(fresh_name), _vault_name(fresh_name) + "-g"
     vault = kv.vaults.begin_create_or_update(fresh_name, kept, _vault(local_azure, object_ids=admin)).result()
     kv.vaults.begin_create_or_update(fresh_name + "-gone", gone, _vault(local_azure, object_ids=admin)).result()
-    local_azure.secret_client(vault.properties.vault_uri).set_secret("persisted", "still-here")
+    local_azure.clients().secret_client(vault.properties.vault_uri).set_secret("persisted", "still-here")
 
     azure_clients.resource.resource_groups.begin_delete(fresh_name + "-gone").result()
     assert kv.vaults.get_deleted(gone, "eastus").properties.vault_id.endswith(f"/vaults/{gone}")
 
     local_azure.restart()
-    kv = local_azure.keyvault_client()
+    kv = local_azure.clients().keyvault
     after = kv.vaults.get(fresh_name, kept)
     assert after.properties.vault_uri == vault.properties.vault_uri
-    assert local_azure.secret_client(after.properties.vault_uri).get_secret("persisted").value == "still-here"
+    assert local_azure.clients().secret_client(after.properties.vault_uri).get_secret("persisted").value == "still-here"
     assert gone in {d.name for d in kv.vaults.list_deleted()}

@@ -36,7 +36,7 @@ def test_groups_clusters_principals_assignments_and_ca_survive_a_restart(local_a
     assert (after.port, after.tenant_id, after.subscription_id) == (before.port, before.tenant_id,
                                                                      before.subscription_id)
     assert Path(after.ca_bundle).read_bytes() == ca_before
-    sp_clients = local_azure.clients(local_azure.credential(sp["appId"], sp["password"]))
+    sp_clients = local_azure.clients(sp["appId"], sp["password"])
     assert sp_clients.resource.resource_groups.get(fresh_name).id == group.id
     kept = sp_clients.containerservice.managed_clusters.get(fresh_name, "kept")
     assert kept.provisioning_state == "Succeeded"
@@ -66,11 +66,8 @@ def test_cluster_create_cut_off_by_a_restart_ends_failed(local_azure, fresh_name
 
 
 def _fleet_client(local_azure):
-    from azure.mgmt.containerservicefleet import ContainerServiceFleetMgmtClient
 
-    endpoint = local_azure.endpoint
-    return ContainerServiceFleetMgmtClient(local_azure.credential(), endpoint.subscription_id,
-                                           **endpoint.client_kwargs())
+    return local_azure.clients().fleet
 
 
 def _fail_message(poller) -> str:

@@ -25,9 +25,7 @@ UNREGISTERED = (f"The subscription registration is in 'Unregistered' state. The 
 
 
 def _aks_client(local_azure: Any, app_id: str | None = None, secret: str | None = None) -> ContainerServiceClient:
-    endpoint = local_azure.endpoint
-    return ContainerServiceClient(endpoint.credential(app_id, secret), endpoint.subscription_id,
-                                  base_url=endpoint.resource_manager_endpoint, connection_verify=endpoint.ca_bundle)
+    return local_azure.clients(app_id, secret).containerservice
 
 
 class _Warnings(logging.Handler):
@@ -132,14 +130,9 @@ def test_knob_makes_a_namespace_start_not_registered_as_in_a_new_subscription(
         local_azure, azure_clients, knobs_restored, fresh_name):
     """The knob names namespaces a new subscription has not registered; registering them is recorded and wins.
     (Microsoft.KeyVault: no other test registers or unregisters it.)"""
-    from azure.mgmt.resource.resources import ResourceManagementClient
-
     group = azure_clients.resource.resource_groups.create_or_update(fresh_name, {"location": "eastus"})
     sp = local_azure.azure.create_service_principal(f"kv-{fresh_name}", role="Contributor", scopes=[group.id])
-    endpoint = local_azure.endpoint
-    as_contributor = ResourceManagementClient(endpoint.credential(sp["appId"], sp["password"]),
-                                              endpoint.subscription_id, base_url=endpoint.resource_manager_endpoint,
-                                              connection_verify=endpoint.ca_bundle)
+    as_contributor = local_azure.clients(sp["appId"], sp["password"]).resource
     vault_id = f"{group.id}/providers/Microsoft.KeyVault/vaults/absent"
     knobs_restored.set_knobs(unregistered="Microsoft.KeyVault")
     providers = azure_clients.resource.providers

@@ -16,7 +16,7 @@ READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
 def _sp_clients(local_azure, name):
     sp = local_azure.azure.create_service_principal(name)
-    return sp, local_azure.clients(local_azure.credential(sp["appId"], sp["password"]))
+    return sp, local_azure.clients(sp["appId"], sp["password"])
 
 
 def _assign(azure_clients, scope, role_guid, principal_id):

@@ -58,11 +58,11 @@ def test_generic_listing_returns_top_level_resources_by_group_type_and_tag(local
     groups.create_or_update(fresh_name, {"location": "eastus"})
     other = fresh_name + "x"
     groups.create_or_update(other, {"location": "eastus"})
-    registries = local_azure.registry_client()
+    registries = local_azure.clients().registry
     registry = registries.registries.begin_create(
         fresh_name, f"acr{fresh_name}".replace("-", "")[:40],
         {"location": "eastus", "sku": {"name": "Basic"}, "tags": {"team": "a"}}).result()
-    storage = local_azure.storage_client().storage_accounts.begin_create(
+    storage = local_azure.clients().storage.storage_accounts.begin_create(
         other, f"st{fresh_name}".replace("-", "")[:24],
         {"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}, "tags": {"team": "b"}}).result()
     resources = azure_clients.resource.resources

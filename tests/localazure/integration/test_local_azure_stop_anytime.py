@@ -19,6 +19,7 @@ import pytest
 
 from localazure import LocalAzure
 from localazure.cli import cluster_processes, down
+from tests.localazure_fixtures import clients_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster, pytest.mark.slow]
 CLUSTERS = ("k1", "k2", "k3")
@@ -95,14 +96,9 @@ def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeptFleet]:
     fleet = KeptFleet(tmp_path_factory.mktemp("stop-anytime") / "home")
     azure = fleet.start()
     try:
-        clients = azure.endpoint
-        from azure.mgmt.containerservice import ContainerServiceClient
-        from azure.mgmt.resource.resources import ResourceManagementClient
-
-        credential = clients.credential()
-        ResourceManagementClient(credential, clients.subscription_id, **clients.client_kwargs()) \
-            .resource_groups.create_or_update("kept", {"location": "eastus"})
-        aks = ContainerServiceClient(credential, clients.subscription_id, **clients.client_kwargs())
+        clients = clients_for(azure.endpoint)
+        clients.resource.resource_groups.create_or_update("kept", {"location": "eastus"})
+        aks = clients.containerservice
         version = _built()[0].lstrip("v")
         pollers = [aks.managed_clusters.begin_create_or_update("kept", name, {
             "location": "eastus", "properties": {

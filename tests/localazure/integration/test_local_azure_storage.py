@@ -32,7 +32,7 @@ def _account(**properties):
 
 def test_create_is_202_then_polling_and_get_list_update_delete(local_azure, azure_clients, fresh_name):
     group = _group(azure_clients, fresh_name)
-    storage = local_azure.storage_client()
+    storage = local_azure.clients().storage
     name = _account_name(fresh_name)
 
     poller = storage.storage_accounts.begin_create(fresh_name, name, _account())
@@ -66,7 +66,7 @@ def test_create_is_202_then_polling_and_get_list_update_delete(local_azure, azur
 def test_name_rules_and_global_uniqueness(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
     _group(azure_clients, fresh_name + "-other")
-    storage = local_azure.storage_client()
+    storage = local_azure.clients().storage
     name = _account_name(fresh_name)
 
     def check(candidate):
@@ -88,7 +88,7 @@ def test_name_rules_and_global_uniqueness(local_azure, azure_clients, fresh_name
 
 def test_keys_list_and_regenerate(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
-    storage = local_azure.storage_client()
+    storage = local_azure.clients().storage
     name = _account_name(fresh_name)
     storage.storage_accounts.begin_create(fresh_name, name, _account()).result()
 
@@ -108,7 +108,7 @@ def test_contributor_on_one_group_only_and_the_blob_data_role(local_azure, azure
     azure_clients.authorization.role_assignments.create(mine.id, str(uuid.uuid4()), {
         "role_definition_id": f"{subscription}/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}",
         "principal_id": sp["objectId"], "principal_type": "ServicePrincipal"})
-    storage = local_azure.storage_client(local_azure.credential(sp["appId"], sp["password"]))
+    storage = local_azure.clients(sp["appId"], sp["password"]).storage
     name = _account_name(fresh_name)
 
     assert storage.storage_accounts.begin_create(fresh_name + "-a", name, _account()).result().name == name
@@ -126,7 +126,7 @@ def test_contributor_on_one_group_only_and_the_blob_data_role(local_azure, azure
 def test_accounts_go_with_their_group_and_survive_a_restart(local_azure, azure_clients, fresh_name):
     _group(azure_clients, fresh_name)
     _group(azure_clients, fresh_name + "-gone")
-    storage = local_azure.storage_client()
+    storage = local_azure.clients().storage
     kept, gone = _account_name(fresh_name), _account_name(fresh_name) + "x"
     storage.storage_accounts.begin_create(fresh_name, kept, _account()).result()
     storage.storage_accounts.begin_create(fresh_name + "-gone", gone, _account()).result()
@@ -137,6 +137,6 @@ def test_accounts_go_with_their_group_and_survive_a_restart(local_azure, azure_c
         {"name": gone, "type": "Microsoft.Storage/storageAccounts"}).name_available is True
 
     local_azure.restart()
-    storage = local_azure.storage_client()
+    storage = local_azure.clients().storage
     assert storage.storage_accounts.get_properties(fresh_name, kept).access_tier == "Cool"
     assert storage.storage_accounts.list_keys(fresh_name, kept)["keys"][0].value == key

@@ -17,9 +17,7 @@ OLD, NEW = "1.36.3", "1.37.2"  # ARM-only versions of the AKS emulator
 
 @pytest.fixture
 def fleet_client(local_azure: Any) -> ContainerServiceFleetMgmtClient:
-    endpoint = local_azure.endpoint
-    return ContainerServiceFleetMgmtClient(local_azure.credential(), endpoint.subscription_id,
-                                           **endpoint.client_kwargs())
+    return local_azure.clients().fleet
 
 
 @pytest.fixture
@@ -450,9 +448,7 @@ def test_running_run_cannot_be_deleted_but_a_finished_one_can_with_its_gates(fle
 
 
 def _client_after_restart(local_azure: Any) -> ContainerServiceFleetMgmtClient:
-    endpoint = local_azure.endpoint
-    return ContainerServiceFleetMgmtClient(local_azure.credential(), endpoint.subscription_id,
-                                           **endpoint.client_kwargs())
+    return local_azure.clients().fleet
 
 
 def test_restart_keeps_a_run_waiting_on_its_gate_and_approval_still_completes_it(
@@ -540,9 +536,7 @@ def test_reader_can_watch_a_run_but_cannot_approve_its_gate(fleet_client, azure_
     gate = _wait_for("a gate", lambda: next(iter(fleet_client.gates.list_by_fleet(group, "fleet")), None))
     scope = f"/subscriptions/{local_azure.endpoint.subscription_id}/resourceGroups/{group}"
     reader = local_azure.azure.create_service_principal(f"reader-{group}", role="Reader", scopes=[scope])
-    endpoint = local_azure.endpoint
-    as_reader = ContainerServiceFleetMgmtClient(local_azure.credential(reader["appId"], reader["password"]),
-                                                endpoint.subscription_id, **endpoint.client_kwargs())
+    as_reader = local_azure.clients(reader["appId"], reader["password"]).fleet
     assert _state(as_reader.update_runs.get(group, "fleet", "run")) == "Running"
     with pytest.raises(HttpResponseError) as exc:
         as_reader.gates.begin_update(group, "fleet", gate.name, {"properties": {"state": "Completed"}}).result()

@@ -15,11 +15,8 @@ OLD, NEWEST = "1.36.3", "1.37.2"  # ARM-only versions: 1.35.6, 1.36.3, 1.37.2
 
 
 def _fleet_client(local_azure: Any, api_version: str | None = None) -> ContainerServiceFleetMgmtClient:
-    endpoint = local_azure.endpoint
     options: dict[str, Any] = {"api_version": api_version} if api_version else {}
-    return ContainerServiceFleetMgmtClient(endpoint.credential(), endpoint.subscription_id,
-                                           base_url=endpoint.resource_manager_endpoint,
-                                           connection_verify=endpoint.ca_bundle, **options)
+    return local_azure.clients(**options).fleet
 
 
 @pytest.fixture

@@ -38,9 +38,7 @@ def local_clusters(knobs_restored: Any) -> Any:
 
 @pytest.fixture
 def fleet_client(local_azure: Any) -> ContainerServiceFleetMgmtClient:
-    endpoint = local_azure.endpoint
-    return ContainerServiceFleetMgmtClient(local_azure.credential(), endpoint.subscription_id,
-                                           **endpoint.client_kwargs())
+    return local_azure.clients().fleet
 
 
 def _kube(azure_clients: Any, group: str, name: str) -> Any:

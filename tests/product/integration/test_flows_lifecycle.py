@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,15 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 from prefect.client.schemas.objects import FlowRun
 
 from blocks.azure import AzureServicePrincipal
-from console.local_mode import save_local_blocks
 from flows.join import join
 from flows.lifecycle import lifecycle
 from flows.provision import provision
 from flows.teardown import teardown
 from flows.validate import validate
 from tasks.aks import desired_cluster
-from tasks.clients import load_azure_clients
 from tasks.rbac import CONTRIBUTOR_ROLE
-from tasks.spec import FleetSpec, load_spec
-from tests.paths import REPO
+from tasks.spec import load_spec
+from tests.fleet_fixtures import FleetUnderTest
 
 pytestmark = [pytest.mark.emulator]
 
@@ -37,66 +34,10 @@ def fleetflow_clock(monkeypatch: pytest.MonkeyPatch, local_azure) -> None:
     monkeypatch.setenv("FLEETFLOW_TIME_SCALE", str(local_azure.azure.knobs()["time_scale"]))
 
 
-class Fleet:
-    """A fleet spec of its own (unique names) saved with the local blocks, and ways to look at Azure."""
-
-    def __init__(self, local_azure: Any, path: Path):
-        self.local_azure = local_azure
-        self.path = str(path)
-        self.spec: FleetSpec = load_spec(path)
-        self.clients = load_azure_clients("fleetflow-azure")
-
-    @property
-    def group(self) -> str:
-        return self.spec.resource_group_name
-
-    def clusters(self) -> dict[str, Any]:
-        try:
-            return {c.name: c for c in self.clients.containerservice.managed_clusters.list_by_resource_group(
-                self.group)}
-        except Exception:  # the group is gone
-            return {}
-
-    def members(self) -> dict[str, Any]:
-        return {m.name: m for m in self.clients.fleet.fleet_members.list_by_fleet(self.group, self.spec.name)}
-
-    def group_exists(self) -> bool:
-        return bool(self.clients.resource.resource_groups.check_existence(self.group))
-
-    def operations(self) -> list[dict[str, Any]]:
-        """The emulator's record of long-running operations (every create, update and delete it started)."""
-        state = json.loads((Path(self.local_azure.state_dir) / "state.json").read_text())
-        return [op for op in state["tables"].get("operations", {}).values()
-                if f"/resourcegroups/{self.group.lower()}" in op["resourceId"].lower()]
-
-    def operator_object_id(self) -> str:
-        block = AzureServicePrincipal.load(self.spec.service_operator.credentials_block)
-        return str(block.object_id)
-
-    def operator_assignments(self) -> list[Any]:
-        """Every role assignment of the service operator's principal, anywhere in the subscription."""
-        principal = self.operator_object_id()
-        return [a for a in self.clients.authorization.role_assignments.list_for_subscription()
-                if a.principal_id == principal]
-
-
-def write_spec(tmp_path: Path, name: str) -> Path:
-    document = yaml.safe_load((REPO / "fleet.yaml").read_text())
-    document.update(name=name, resource_group=f"rg-{name}", suffix=name[-6:])
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return path
-
-
 @pytest.fixture
-def fleet(local_azure, prefect_server, tmp_path, fresh_name) -> Iterator[Fleet]:
-    """A fresh three-region spec (fleet.yaml with unique names) and the local blocks saved for it."""
-    path = write_spec(tmp_path, f"lf{fresh_name}")
-    save_local_blocks(local_azure.state_dir, fleet=str(path))
-    under_test = Fleet(local_azure, path)
-    yield under_test
-    if under_test.group_exists():
-        teardown(fleet=under_test.path, force=True, return_state=True)
+def fleet(new_fleet: FleetUnderTest) -> FleetUnderTest:
+    """This module's flows start from nothing: a fresh spec, not yet provisioned."""
+    return new_fleet
 
 
 def logged(state: Any, *fragments: str, timeout: float = 15.0) -> bool:
@@ -144,7 +85,7 @@ def table_rows(artifact: Any) -> list[dict[str, Any]]:
     return json.loads(data) if isinstance(data, str) else data
 
 
-def test_three_region_lifecycle_provision_join_validate_teardown(fleet: Fleet):
+def test_three_region_lifecycle_provision_join_validate_teardown(fleet: FleetUnderTest):
     spec = fleet.spec
     assert provision(fleet=fleet.path, return_state=True).is_completed()
 
@@ -201,7 +142,7 @@ def test_three_region_lifecycle_provision_join_validate_teardown(fleet: Fleet):
     assert not [g for g in fleet.clients.resource.resource_groups.list() if g.name == fleet.group]
 
 
-def test_validate_fails_naming_each_failed_check(fleet: Fleet):
+def test_validate_fails_naming_each_failed_check(fleet: FleetUnderTest):
     assert provision(fleet=fleet.path, return_state=True).is_completed()
     # Not joined: every member check fails, and the run says which.
     state = validate(fleet=fleet.path, return_state=True)
@@ -212,7 +153,7 @@ def test_validate_fails_naming_each_failed_check(fleet: Fleet):
     assert "cluster Succeeded" not in state.message
 
 
-def test_rerun_of_provision_and_join_changes_nothing(fleet: Fleet):
+def test_rerun_of_provision_and_join_changes_nothing(fleet: FleetUnderTest):
     assert provision(fleet=fleet.path, return_state=True).is_completed()
     assert join(fleet=fleet.path, return_state=True).is_completed()
     operations_before = fleet.operations()
@@ -232,7 +173,7 @@ def test_rerun_of_provision_and_join_changes_nothing(fleet: Fleet):
     assert sum("unchanged: it matches the spec" in line for line in logs) == 5  # group, fleet, 3 clusters
 
 
-def test_provision_and_join_get_through_throttling_and_server_error_storms(fleet: Fleet, knobs_restored):
+def test_provision_and_join_get_through_throttling_and_server_error_storms(fleet: FleetUnderTest, knobs_restored):
     knobs_restored.set_knobs(throttle_rate=0.3, error_rate=0.15, retry_after=0.2)
     provisioned = provision(fleet=fleet.path, return_state=True)
     joined = join(fleet=fleet.path, return_state=True)
@@ -243,7 +184,8 @@ def test_provision_and_join_get_through_throttling_and_server_error_storms(fleet
     assert len(fleet.members()) == 3
 
 
-def test_forced_failure_in_one_region_leaves_the_others_done_and_a_rerun_finishes_it(fleet: Fleet, knobs_restored):
+def test_forced_failure_in_one_region_leaves_the_others_done_and_a_rerun_finishes_it(
+        fleet: FleetUnderTest, knobs_restored):
     knobs_restored.set_knobs(fail=["aks.create:westus2"])
     failed = provision(fleet=fleet.path, return_state=True)
     knobs_restored.set_knobs(fail=[])
@@ -266,7 +208,7 @@ def test_forced_failure_in_one_region_leaves_the_others_done_and_a_rerun_finishe
     assert all(c.provisioning_state == "Succeeded" for c in fleet.clusters().values())
 
 
-def test_provision_finishes_a_cluster_an_interrupted_run_left_creating(fleet: Fleet, knobs_restored):
+def test_provision_finishes_a_cluster_an_interrupted_run_left_creating(fleet: FleetUnderTest, knobs_restored):
     # A crashed run: the group exists and one cluster's create was sent but nobody waited for it.
     knobs_restored.set_knobs(latency={"aks.create": 4000})
     fleet.clients.resource.resource_groups.create_or_update(fleet.group, {"location": "eastus",
@@ -286,7 +228,7 @@ def test_provision_finishes_a_cluster_an_interrupted_run_left_creating(fleet: Fl
     assert logged(state, "from an earlier run; waiting")
 
 
-def test_join_reports_unlisted_members_and_removes_them_only_when_asked(fleet: Fleet, tmp_path: Path):
+def test_join_reports_unlisted_members_and_removes_them_only_when_asked(fleet: FleetUnderTest, tmp_path: Path):
     assert provision(fleet=fleet.path, return_state=True).is_completed()
     assert join(fleet=fleet.path, return_state=True).is_completed()
     document = yaml.safe_load(Path(fleet.path).read_text())
@@ -304,7 +246,7 @@ def test_join_reports_unlisted_members_and_removes_them_only_when_asked(fleet: F
     assert sorted(fleet.members()) == sorted(c.member_name for c in load_spec(smaller).clusters())
 
 
-def test_teardown_keeps_a_group_holding_foreign_resources_unless_forced(fleet: Fleet):
+def test_teardown_keeps_a_group_holding_foreign_resources_unless_forced(fleet: FleetUnderTest):
     assert provision(fleet=fleet.path, return_state=True).is_completed()
     assert join(fleet=fleet.path, return_state=True).is_completed()
     foreign = desired_cluster(fleet.spec.cluster("eastus"))
@@ -331,7 +273,7 @@ def test_teardown_keeps_a_group_holding_foreign_resources_unless_forced(fleet: F
     assert not fleet.group_exists()
 
 
-def test_client_secrets_appear_in_no_log_artifact_or_parameter(fleet: Fleet):
+def test_client_secrets_appear_in_no_log_artifact_or_parameter(fleet: FleetUnderTest):
     admin_secret = fleet.local_azure.endpoint.client_secret
     operator_secret = AzureServicePrincipal.load(
         fleet.spec.service_operator.credentials_block).client_secret.get_secret_value()
@@ -381,7 +323,8 @@ def _wait_for(what: str, probe: Any, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_provision_and_join_converge_after_local_azure_is_killed_mid_create_and_mid_join(fleet: Fleet, local_azure):
+def test_provision_and_join_converge_after_local_azure_is_killed_mid_create_and_mid_join(
+        fleet: FleetUnderTest, local_azure):
     # Local Azure is SIGKILLed while provision is creating the fleet: the re-run finds the fleet Failed
     # (not Creating forever) and converges without sitting out any wait.
     local_azure.azure.set_knobs(latency={"fleet.create": 600_000})  # 10 min at the session scale
@@ -433,7 +376,7 @@ def test_provision_and_join_converge_after_local_azure_is_killed_mid_create_and_
     assert not logged(rejoined, "still Joining", timeout=1.0)
 
 
-def test_teardown_keeps_clusters_under_the_specs_names_that_this_fleet_does_not_own(fleet: Fleet):
+def test_teardown_keeps_clusters_under_the_specs_names_that_this_fleet_does_not_own(fleet: FleetUnderTest):
     # The group is this fleet's, but the clusters bearing the spec's names are not: one made by hand (no
     # ownership tags), one tagged as another fleet's. Teardown deletes neither, and so keeps the group.
     from azure.mgmt.containerservice.models import ManagedCluster
@@ -463,7 +406,8 @@ def test_teardown_keeps_clusters_under_the_specs_names_that_this_fleet_does_not_
     assert not [op for op in fleet.operations() if op["kind"] == "aks.delete"]
 
 
-def test_provision_updating_another_field_keeps_the_version_an_upgrade_moved_ahead(fleet: Fleet, tmp_path: Path):
+def test_provision_updating_another_field_keeps_the_version_an_upgrade_moved_ahead(
+        fleet: FleetUnderTest, tmp_path: Path):
     # A staged upgrade moved eastus to 1.37 while the spec still says 1.36; then the spec's node count changes.
     # Provision scales every cluster and sends eastus its current version, never the spec's older one.
     assert provision(fleet=fleet.path, return_state=True).is_completed()
@@ -495,7 +439,8 @@ def test_provision_updating_another_field_keeps_the_version_an_upgrade_moved_ahe
     assert logged(state, eastus.name, "newer than the spec's 1.36")
 
 
-def test_validate_agrees_with_provision_ahead_of_the_spec_is_a_notice_behind_fails(fleet: Fleet, tmp_path: Path):
+def test_validate_agrees_with_provision_ahead_of_the_spec_is_a_notice_behind_fails(
+        fleet: FleetUnderTest, tmp_path: Path):
     assert provision(fleet=fleet.path, return_state=True).is_completed()
     assert join(fleet=fleet.path, return_state=True).is_completed()
     # An update run moves every cluster past the spec's 1.36, as a staged upgrade does.
