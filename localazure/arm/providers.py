@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter
 
-if TYPE_CHECKING:
-    from localazure.arm.context import Emulator
+# Hooks receive the emulator (localazure.arm.context.Emulator, which owns the registry below). They are typed
+# by what they are called with, not by that class, so that this module and the context need no import of each
+# other: each provider annotates its own hooks with the Emulator it uses.
+EmulatorHook = Callable[[Any], None]
+GroupCleanup = Callable[[Any, str], None]
+ServiceFactory = Callable[[Any], Any]
 
 
 @dataclass
@@ -36,11 +40,11 @@ class ResourceProvider:
     api_versions: frozenset[str]
     router: APIRouter
     resource_types: tuple[str, ...] = ()
-    delete_group_contents: Callable[[Emulator, str], None] | None = None
-    on_start: Callable[[Emulator], None] | None = None
-    on_stop: Callable[[Emulator], None] | None = None
+    delete_group_contents: GroupCleanup | None = None
+    on_start: EmulatorHook | None = None
+    on_stop: EmulatorHook | None = None
     extra_path_words: tuple[str, ...] = field(default_factory=tuple)
-    services: dict[str, Callable[[Emulator], Any]] = field(default_factory=dict)
+    services: dict[str, ServiceFactory] = field(default_factory=dict)
 
 
 class ProviderRegistry:
