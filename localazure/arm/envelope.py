@@ -16,6 +16,7 @@ from localazure.arm.common import RESOURCES, polling_headers
 from localazure.arm.context import Emulator
 from localazure.arm.errors import ArmError, invalid_parameter
 from localazure.arm.ids import utc_now
+from localazure.arm.lro import OperationRun
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
 
@@ -131,6 +132,18 @@ def delete_records(emulator: Emulator, resource_id: str) -> None:
     with emulator.store.transaction():
         for key in emulator.store.keys_under(RESOURCES, resource_id):
             emulator.store.delete(RESOURCES, key)
+
+
+def succeed_provisioning(emulator: Emulator, resource_id: str, run: OperationRun) -> None:
+    """Work of a create/update operation that has nothing left to do but succeed, at the operation's pace."""
+    run.pace()
+    set_provisioning_state(emulator, resource_id, "Succeeded")
+
+
+def finish_delete(emulator: Emulator, resource_id: str, run: OperationRun) -> None:
+    """Work of a delete operation, at its pace: the resource and everything stored below it go."""
+    run.pace()
+    delete_records(emulator, resource_id)
 
 
 def accepted_write(emulator: Emulator, request: Request, operation: Record, body: dict[str, Any],

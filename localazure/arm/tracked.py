@@ -9,10 +9,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from localazure.arm.auth import get_caller
-from localazure.arm.common import RESOURCES, authorize_in_subscription, get_group, require_subscription
+from localazure.arm.common import (
+    RESOURCES,
+    authorize_in_subscription,
+    get_group,
+    read_json_object,
+    require_subscription,
+)
 from localazure.arm.context import Emulator, get_emulator
 from localazure.arm.envelope import delete_records, load, of_type, readable
-from localazure.arm.errors import not_found
+from localazure.arm.errors import invalid_parameter, not_found
 from localazure.arm.rbac import Principal
 from localazure.arm.store import Record
 
@@ -41,12 +47,30 @@ def authorized(emulator: Emulator, caller: Principal, subscription_id: str, grou
                                      resource_id(emulator, group, resource_type, name))
 
 
-def read(emulator: Emulator, caller: Principal, subscription_id: str, group: str, resource_type: str,
-         name: str) -> Record:
-    """The record of a resource the caller may read; 404 when it or its group does not exist."""
-    rid = authorized(emulator, caller, subscription_id, group, resource_type, name, "read")
+def in_group(emulator: Emulator, resource_id: str, resource_type: str, group: str) -> Record:
+    """The stored record; 404 when its group or it does not exist."""
     get_group(emulator, group)
-    return require(emulator, rid, resource_type, group)
+    return require(emulator, resource_id, resource_type, group)
+
+
+def read(emulator: Emulator, caller: Principal, subscription_id: str, group: str, resource_type: str,
+         name: str, verb: str = "read") -> Record:
+    """The record of a resource the caller may read (or `verb`, e.g. `listKeys/action`); 404 when it or its
+    group does not exist."""
+    rid = authorized(emulator, caller, subscription_id, group, resource_type, name, verb)
+    return in_group(emulator, rid, resource_type, group)
+
+
+async def secret_to_regenerate(emulator: Emulator, caller: Principal, subscription_id: str, group: str,
+                               resource_type: str, name: str, request: Request, *, action: str, field: str,
+                               choices: tuple[str, ...], what: str) -> tuple[str, str]:
+    """For a POST that regenerates one of a resource's secrets (registry passwords, storage keys): the resource's
+    id and which secret the body's `field` names, once the caller may `action` it; 400 naming the choices."""
+    rid = authorized(emulator, caller, subscription_id, group, resource_type, name, action)
+    chosen = (await read_json_object(request)).get(field)
+    if chosen not in choices:
+        raise invalid_parameter(field, f"The {what} must be {' or '.join(repr(c) for c in choices)}.")
+    return rid, chosen
 
 
 def list_in_group(emulator: Emulator, caller: Principal, subscription_id: str, group: str,

@@ -26,7 +26,7 @@ from localazure.arm.envelope import (
     accepted_write,
     check_etag,
     check_name_request,
-    delete_records,
+    finish_delete,
     load,
     location_of,
     mark_modified,
@@ -34,12 +34,12 @@ from localazure.arm.envelope import (
     new_etag,
     properties_of,
     set_provisioning_state,
+    succeed_provisioning,
     system_data,
     tags_of,
 )
 from localazure.arm.errors import ArmError, another_operation_in_progress, invalid_parameter
 from localazure.arm.ids import utc_now
-from localazure.arm.lro import OperationRun
 from localazure.arm.providers import ResourceProvider
 from localazure.arm.rbac import Principal
 from localazure.arm.sealed import sealer_of
@@ -179,20 +179,12 @@ async def create_registry(
         emulator.store.put(RESOURCES, registry_id, {"body": stored, "internal": internal})
         op = emulator.operations.start(
             kind="acr.update" if existing else "acr.create", namespace=NAMESPACE, location=location,
-            resource_id=registry_id, work=lambda run: _finish(emulator, registry_id, run),
+            resource_id=registry_id, work=lambda run: succeed_provisioning(emulator, registry_id, run),
             on_failure=lambda _error: set_provisioning_state(emulator, registry_id, "Failed"),
         )
     return accepted_write(emulator, request, op, stored, 200 if existing else 201)
 
 
-def _finish(emulator: Emulator, registry_id: str, run: OperationRun) -> None:
-    run.pace()
-    set_provisioning_state(emulator, registry_id, "Succeeded")
-
-
-def _delete(emulator: Emulator, registry_id: str, run: OperationRun) -> None:
-    run.pace()
-    delete_records(emulator, registry_id)
 
 
 tracked.add_reads(router, REGISTRY_TYPE, REGISTRY_PATH, what="registry", plural="Registries")
@@ -247,7 +239,7 @@ def delete_registry(
         set_provisioning_state(emulator, registry_id, "Deleting")
         op = emulator.operations.start(
             kind="acr.delete", namespace=NAMESPACE, location=record["body"]["location"], resource_id=registry_id,
-            work=lambda run: _delete(emulator, registry_id, run),
+            work=lambda run: finish_delete(emulator, registry_id, run),
             on_failure=lambda _error: set_provisioning_state(emulator, registry_id, "Failed"),
         )
     return accepted(emulator, request, op, async_operation=False)
@@ -285,10 +277,8 @@ def list_credentials(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """The admin user's name and passwords (400 while the admin user is disabled)."""
-    registry_id = tracked.authorized(emulator, caller, subscription_id, group, REGISTRY_TYPE, name,
-                                     "listCredentials/action")
-    get_group(emulator, group)
-    return _credentials(emulator, tracked.require(emulator, registry_id, REGISTRY_TYPE, group))
+    return _credentials(emulator, tracked.read(emulator, caller, subscription_id, group, REGISTRY_TYPE, name,
+                                               "listCredentials/action"))
 
 
 @router.post(REGISTRY_PATH + "/regenerateCredential")
@@ -297,14 +287,11 @@ async def regenerate_credential(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """A new value for `password` or `password2`; answers with the credentials."""
-    registry_id = tracked.authorized(emulator, caller, subscription_id, group, REGISTRY_TYPE, name,
-                                     "regenerateCredential/action")
-    label = (await read_json_object(request)).get("name")
-    if label not in PASSWORD_NAMES:
-        raise invalid_parameter("name", "The password name must be 'password' or 'password2'.")
+    registry_id, label = await tracked.secret_to_regenerate(
+        emulator, caller, subscription_id, group, REGISTRY_TYPE, name, request,
+        action="regenerateCredential/action", field="name", choices=PASSWORD_NAMES, what="password name")
     with emulator.store.transaction():
-        get_group(emulator, group)
-        _credentials(emulator, tracked.require(emulator, registry_id, REGISTRY_TYPE, group))
+        _credentials(emulator, tracked.in_group(emulator, registry_id, REGISTRY_TYPE, group))
         index = PASSWORD_NAMES.index(label)
         sealed = _new_password(emulator, registry_id, label)
         updated = emulator.store.update(RESOURCES, registry_id,

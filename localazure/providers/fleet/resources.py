@@ -19,6 +19,7 @@ from localazure.arm.envelope import (  # noqa: F401 - the generic envelope, re-e
     accepted_write,
     check_etag,
     delete_records,
+    finish_delete,
     load,
     mark_modified,
     new_etag,
@@ -183,12 +184,6 @@ def finish_write(emulator: Emulator, resource_id: str, run: OperationRun) -> Non
     """Work of a create/update operation that has nothing left to do but succeed."""
     run.pace()
     set_state(emulator, resource_id, "Succeeded")
-
-
-def finish_delete(emulator: Emulator, resource_id: str, run: OperationRun) -> None:
-    """Work of a delete operation: the resource and everything below it go."""
-    run.pace()
-    delete_records(emulator, resource_id)
 
 
 def delete_child(emulator: Emulator, request: Request, fleet_record: Record, resource_id: str,

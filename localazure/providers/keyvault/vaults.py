@@ -33,6 +33,7 @@ from localazure.arm.envelope import (
     of_type,
     properties_of,
     set_provisioning_state,
+    succeed_provisioning,
     system_data,
     tags_of,
 )
@@ -158,15 +159,11 @@ async def create_or_update_vault(
         stored = serve(emulator, vault_id)
         op = emulator.operations.start(
             kind="keyvault.create", namespace=NAMESPACE, location=location, resource_id=vault_id,
-            result_resource_id=vault_id, work=lambda run: _finish(emulator, vault_id, run),
+            result_resource_id=vault_id, work=lambda run: succeed_provisioning(emulator, vault_id, run),
             on_failure=lambda _error: set_provisioning_state(emulator, vault_id, "Failed"),
         )
     return accepted_write(emulator, request, op, stored, 201, async_operation=False)
 
-
-def _finish(emulator: Emulator, vault_id: str, run: OperationRun) -> None:
-    run.pace()
-    set_provisioning_state(emulator, vault_id, "Succeeded")
 
 
 def _recovered(emulator: Emulator, deleted: Record, vault_id: str, location: str, tags: dict[str, str],

@@ -32,12 +32,12 @@ from localazure.arm.envelope import (
     name_holder,
     properties_of,
     set_provisioning_state,
+    succeed_provisioning,
     system_data,
     tags_of,
 )
 from localazure.arm.errors import ArmError, another_operation_in_progress, invalid_parameter
 from localazure.arm.ids import utc_now
-from localazure.arm.lro import OperationRun
 from localazure.arm.providers import ResourceProvider
 from localazure.arm.rbac import Principal
 from localazure.arm.sealed import sealer_of
@@ -179,15 +179,11 @@ async def create_account(
         emulator.store.put(RESOURCES, account_id, {"body": stored, "internal": internal})
         op = emulator.operations.start(
             kind="storage.create", namespace=NAMESPACE, location=location, resource_id=account_id,
-            result_resource_id=account_id, work=lambda run: _finish(emulator, account_id, run),
+            result_resource_id=account_id, work=lambda run: succeed_provisioning(emulator, account_id, run),
             on_failure=lambda _error: set_provisioning_state(emulator, account_id, "Failed"),
         )
     return accepted(emulator, request, op, async_operation=False)
 
-
-def _finish(emulator: Emulator, account_id: str, run: OperationRun) -> None:
-    run.pace()
-    set_provisioning_state(emulator, account_id, "Succeeded")
 
 
 tracked.add_reads(router, ACCOUNT_TYPE, ACCOUNT_PATH, what="storage account", plural="Accounts")
@@ -266,9 +262,8 @@ def list_keys(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """The account's two access keys."""
-    account_id = tracked.authorized(emulator, caller, subscription_id, group, ACCOUNT_TYPE, name, "listKeys/action")
-    get_group(emulator, group)
-    return _keys(emulator, tracked.require(emulator, account_id, ACCOUNT_TYPE, group))
+    return _keys(emulator, tracked.read(emulator, caller, subscription_id, group, ACCOUNT_TYPE, name,
+                                        "listKeys/action"))
 
 
 @router.post(ACCOUNT_PATH + "/regenerateKey")
@@ -277,14 +272,11 @@ async def regenerate_key(
     emulator: Emulator = Depends(get_emulator), caller: Principal = Depends(get_caller),
 ) -> dict[str, Any]:
     """A new value for key1 or key2; answers with both keys."""
-    account_id = tracked.authorized(emulator, caller, subscription_id, group, ACCOUNT_TYPE, name,
-                                    "regenerateKey/action")
-    key = (await read_json_object(request)).get("keyName")
-    if key not in KEY_NAMES:
-        raise invalid_parameter("keyName", "The key name must be 'key1' or 'key2'.")
+    account_id, key = await tracked.secret_to_regenerate(
+        emulator, caller, subscription_id, group, ACCOUNT_TYPE, name, request,
+        action="regenerateKey/action", field="keyName", choices=KEY_NAMES, what="key name")
     with emulator.store.transaction():
-        get_group(emulator, group)
-        tracked.require(emulator, account_id, ACCOUNT_TYPE, group)
+        tracked.in_group(emulator, account_id, ACCOUNT_TYPE, group)
         sealed, now = _new_key(emulator, account_id, key), utc_now()
 
         def change(record: Record) -> None:
