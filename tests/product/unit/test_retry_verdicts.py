@@ -44,7 +44,7 @@ def status_error(status: int, body: dict[str, Any]) -> HttpResponseError:
     return HttpResponseError(response=_Response(status, body))
 
 
-def with_url(error: BaseException, url: str) -> BaseException:
+def with_url(error: BaseException, url: object) -> BaseException:
     error.response = SimpleNamespace(request=SimpleNamespace(url=url))  # type: ignore[attr-defined]
     return error
 
@@ -183,6 +183,18 @@ CONNECTION_CASES = [
      ServiceRequestError("GET http://arm.example.test:8443/x?y=1 (timed out)"),
      Classification(True, "timed out talking to Resource Manager http://arm.example.test:8443/x?y=1",
                     message="GET http://arm.example.test:8443/x?y=1 (timed out)")),
+    ("a URL ending one message of the chain names the endpoint, not the next message",
+     caused(ServiceRequestError("GET https://arm.example.test/x"), OSError("Connection refused")),
+     Classification(True, "connection refused by Resource Manager https://arm.example.test/x",
+                    message="GET https://arm.example.test/x")),
+    ("only the first query of a request URL is dropped",
+     with_url(ServiceRequestError("Connection refused"), "https://arm.example.test/p?a=1?b=2"),
+     Classification(True, "connection refused by Resource Manager https://arm.example.test/p",
+                    message="Connection refused")),
+    ("a request URL that is not text is ignored",
+     with_url(ServiceRequestError("Connection refused (host='h.example.test', port=443)"), 443),  # type: ignore[arg-type]
+     Classification(True, "connection refused by Resource Manager h.example.test:443",
+                    message="Connection refused (host='h.example.test', port=443)")),
     ("a cause's URL names the endpoint",
      caused(ServiceRequestError("Connection refused"), with_url(ValueError("x"), "https://cause.example.test/p")),
      Classification(True, "connection refused by Resource Manager https://cause.example.test/p",
@@ -431,9 +443,29 @@ def test_wait_until_gives_up_after_the_scaled_timeout_with_a_retryable_error(mon
     clock = iter([1000.0, 1000.0, 1100.5, 1100.6])  # at the deadline it still waits
     monkeypatch.setattr(retry.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(retry.time, "sleep", lambda seconds: None)
+    observed: list[str] = []
+
+    def observe() -> str:
+        observed.append("Creating")
+        return "Creating"
+
     with pytest.raises(FleetflowError) as raised:
-        wait_until(lambda: "Creating", lambda state: False, what="cluster", operation="create",
+        wait_until(observe, lambda state: False, what="cluster", operation="create",
                    resource_id=RESOURCE, region="eastus", timeout_azure_seconds=100.5)
+    assert len(observed) == 3
     error = raised.value
     assert str(error) == f"create {RESOURCE}: cluster still Creating after 100.5 s"
     assert (error.operation, error.resource_id, error.region, error.retryable) == ("create", RESOURCE, "eastus", True)
+
+
+def test_wait_until_polls_every_10_azure_seconds_for_an_hour_by_default(monkeypatch):
+    monkeypatch.setenv("FLEETFLOW_TIME_SCALE", "1")
+    clock = iter([0.0, 3600.0, 3600.5])
+    sleeps: list[float] = []
+    monkeypatch.setattr(retry.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(retry.time, "sleep", sleeps.append)
+    with pytest.raises(FleetflowError) as raised:
+        wait_until(lambda: None, lambda state: False, what="group", operation="delete", resource_id="rg")
+    assert str(raised.value) == "delete rg: group still None after 3600 s"
+    assert raised.value.region is None
+    assert sleeps == [10.0]
