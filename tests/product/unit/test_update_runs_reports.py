@@ -324,7 +324,7 @@ def test_an_unchanged_strategy_is_kept_and_a_changed_or_missing_one_is_written()
         FLEET + "/updateStrategies/current"))
     assert update_runs.ensure_strategy(clients_with(strategies=same), "rg", "f", "st", wanted) == (
         FLEET + "/updateStrategies/current", False)
-    assert [name for name, _ in same.calls] == ["get"]
+    assert same.calls == [("get", ("rg", "f", "st"))]
 
     created = _with_id(fleet_models.FleetUpdateStrategy(), FLEET + "/updateStrategies/new")
     for existing in (fleet_models.FleetUpdateStrategy(properties=fleet_models.FleetUpdateStrategyProperties(
@@ -353,7 +353,9 @@ def test_the_active_run_is_the_latest_of_the_prefix_still_in_progress():
     assert operations.calls == [("list_by_fleet", ("rg", "f"))]
     ended = _Operations(list_by_fleet=[_named_run("ff-x-1", "Stopped")])
     assert update_runs.find_active_run(clients_with(runs=ended), "rg", "f", "ff-x") == (None, ["ff-x-1"])
-    assert update_runs.list_runs(clients_with(runs=operations), "rg", "f") == runs
+    listing = _Operations(list_by_fleet=runs)
+    assert update_runs.list_runs(clients_with(runs=listing), "rg", "f") == runs
+    assert listing.calls == [("list_by_fleet", ("rg", "f"))]
 
 
 def test_a_run_is_created_from_the_strategy_with_the_requested_upgrade():
@@ -416,6 +418,32 @@ def test_cluster_versions_give_the_control_plane_and_node_images_by_lowercased_i
 
     listed = [cluster("/X/AKS-A", "1.36.3", "1.36", ["img-2", "img-1", "img-2", None]),
               cluster("/x/aks-b", None, "1.37", []), cluster("/x/aks-c", None, None, [None])]
-    monkeypatch.setattr(update_runs, "list_clusters", lambda clients, spec: listed if spec is SPEC else [])
-    assert update_runs.cluster_versions(clients_with(), SPEC) == {
+    clients = clients_with()
+    monkeypatch.setattr(update_runs, "list_clusters",
+                        lambda given, spec: listed if given is clients and spec is SPEC else [])
+    assert update_runs.cluster_versions(clients, SPEC) == {
         "/x/aks-a": "1.36.3 (img-1, img-2)", "/x/aks-b": "1.37 (no image)", "/x/aks-c": "? (no image)"}
+
+
+def test_states_the_sdk_does_not_know_are_kept_as_text_and_a_member_without_status_has_not_started():
+    run = run_of([{"name": "s1", "status": {"state": "Paused"}, "groups": [{"name": "g1", "members": [
+        {"name": "aks-a", "clusterResourceId": CLUSTER + "aks-a"}, member("aks-b", "Draining")]}]}], state="Paused")
+    view = update_runs.view_run(run)
+    assert (view.state, view.stage_states) == ("Paused", {"s1": "Paused"})
+    assert [(m.member, m.state, m.start, m.end, m.message) for m in view.members] == [
+        ("aks-a", "NotStarted", None, None, None), ("aks-b", "Draining", None, None, None)]
+
+
+def test_a_gate_is_named_by_the_last_segment_of_its_id():
+    run = run_of([{"name": "s1", "beforeGates": [gate("Pending", GATES + "approve-X/")]}])
+    assert update_runs.view_run(run).pending_gate.gate_name == "approve-X"  # type: ignore[union-attr]
+
+
+def test_a_member_still_upgrading_has_no_duration_and_every_failure_is_listed():
+    started = member("aks-a", "Running")
+    started["status"]["startTime"] = "2026-11-24T10:00:00Z"
+    view = update_runs.view_run(run_of([{"name": "s1", "groups": [{"name": "g1", "members": [
+        started, member("aks-b", "Failed", message="drain failed"), member("aks-c", "Failed", message="timeout")]}]}]))
+    assert [row["seconds"] for row in update_runs.member_rows(view, {}, {})] == ["", "", ""]
+    report = update_runs.stage_report(view, "s1", {}, {})
+    assert report.endswith("Failures: 2\n- `aks-b`: drain failed\n- `aks-c`: timeout")
