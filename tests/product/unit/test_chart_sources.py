@@ -55,7 +55,14 @@ def test_the_origin_of_a_chart_is_its_repository_else_its_reference():
      ResolvedChart("cert-manager", "v1.21.1", ref="oci://acr.example.io/charts/cm", repo=None)),
     ("oci://acr.example.io/charts/cm", "/no/such/mirror",
      ResolvedChart("cert-manager", "v1.21.1", ref="oci://acr.example.io/charts/cm", repo=None)),
-], ids=["own https", "own http", "https mirror", "http mirror", "oci ignores the mirror", "oci ignores a directory"])
+    ("https://charts.example/X/", None, ResolvedChart("cert-manager", "v1.21.1", ref="cert-manager",
+                                                      repo="https://charts.example/X")),
+    ("https://charts.example", "https://mirror.example/X",
+     ResolvedChart("cert-manager", "v1.21.1", ref="cert-manager", repo="https://mirror.example/X")),
+    ("oci://acr.example.io/charts/X/", None,
+     ResolvedChart("cert-manager", "v1.21.1", ref="oci://acr.example.io/charts/X", repo=None)),
+], ids=["own https", "own http", "https mirror", "http mirror", "oci ignores the mirror", "oci ignores a directory",
+        "only slashes are trimmed from a repository", "from a mirror", "from an oci reference"])
 def test_a_repository_chart_comes_from_the_mirror_when_set_and_oci_stays_where_it_is(repository, mirror, resolved):
     chart = ChartSpec(name="cert-manager", version="v1.21.1", repository=repository)
     assert resolve_chart(chart, mirror) == resolved
@@ -120,6 +127,15 @@ def test_a_directory_mirror_without_the_chart_leaves_it_to_its_own_repository(tm
     mirror = mirror_with(tmp_path, entries)
     assert resolve_chart(CHART, str(mirror)) == ResolvedChart("cert-manager", "v1.21.1", ref="cert-manager",
                                                               repo="https://charts.jetstack.io")
+
+
+@pytest.mark.parametrize(("pin", "listed"), [("X1.21.1", "1.21.1"), ("1.21.1", "X1.21.1")])
+def test_only_a_leading_v_is_ignored_when_matching_a_pin(tmp_path: Path, pin: str, listed: str):
+    mirror = mirror_with(tmp_path, {"cert-manager": [{"version": listed, "urls": ["cm.tgz"]}]}, ("cm.tgz",))
+    with pytest.raises(ChartSourceError) as raised:
+        resolve_chart(ChartSpec(name="cert-manager", version=pin, repository="https://charts.jetstack.io"),
+                      str(mirror))
+    assert f"has no cert-manager {pin} (it has: {listed})" in str(raised.value)
 
 
 def test_an_empty_index_leaves_every_chart_to_its_own_repository(tmp_path: Path):
