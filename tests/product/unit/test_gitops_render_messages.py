@@ -133,3 +133,12 @@ def test_regional_files_always_and_fleet_files_on_the_fleet_cluster_sorted_by_pa
 
     assert names("deploy", False) == ["ra", "rb", "sub"]
     assert names("/deploy/", True) == ["fz", "ra", "rb", "sub"]
+
+
+def test_an_unknown_variable_in_the_tree_names_the_file_and_the_cluster():
+    files = {"appX/regional/ns.yaml": b"apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n"}
+    with pytest.raises(RenderError) as raised:
+        render_cluster(files, "appX/", {"REGION": "eastus"}, "aks-7", fleet_wide=False)
+    assert str(raised.value) == ("appX/regional/ns.yaml:3: unknown variable ${NS} for cluster aks-7 (known: REGION); "
+                                 "add it to gitops.variables or give a default as ${NS:=value}")
+    assert [item.name for item in render_cluster(files, "appX", {"NS": "a"}, "aks-7", fleet_wide=False)] == ["a"]
