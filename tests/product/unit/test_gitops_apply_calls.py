@@ -124,6 +124,7 @@ def test_a_kind_installed_after_discovery_is_found_by_discovering_again():
     dynamic = _Dynamic(late={"Widget"})
     applied, failures = apply_objects(dynamic, "c", [rendered("Widget", "w", "app", "example.com/v1")])  # type: ignore[arg-type]
     assert (list(applied), failures, dynamic.resources.invalidated) == (["example.com/Widget/app/w"], [], 1)
+    assert dynamic.calls[0][1] == "example.com/v1/Widget"
 
 
 NO_KIND = "the cluster serves no such kind (is its CRD installed? check the apiVersion and the crdPattern)"
@@ -135,9 +136,14 @@ def test_each_failed_object_is_one_line_naming_file_kind_name_cluster_and_cause_
         "empty-message": api_error(409, json.dumps({"message": "", "reason": "Conflict"})),
         "text": api_error(500, "<html>boom</html>"),
         "long": api_error(400, "x" * 600),
-        "value": ValueError("bad manifest")})
+        "long-json": api_error(422, json.dumps({"message": "m" * 600})),
+        "no-body": api_error(500),
+        "not-text": api_error(409, {"message": "as a mapping"}),  # type: ignore[arg-type]
+        "value": ValueError("bad manifest"),
+        "long-value": ValueError("v" * 600)})
+    names = ("json", "empty-message", "text", "long", "long-json", "no-body", "not-text", "value", "long-value", "fine")
     objects = [rendered("Widget", "w", "app", "example.com/v1", source="gitops/regional/w.yaml")] + [
-        rendered("ConfigMap", name, "app") for name in ("json", "empty-message", "text", "long", "value", "fine")]
+        rendered("ConfigMap", name, "app") for name in names]
     applied, failures = apply_objects(dynamic, "aks-1", objects)  # type: ignore[arg-type]
     assert list(applied) == ["/ConfigMap/app/fine"]
     where = "gitops/regional/x.yaml: ConfigMap"
@@ -147,7 +153,11 @@ def test_each_failed_object_is_one_line_naming_file_kind_name_cluster_and_cause_
         f"{where} empty-message on cluster aks-1: " + json.dumps({"message": "", "reason": "Conflict"}),
         f"{where} text on cluster aks-1: 500 <html>boom</html>",
         f"{where} long on cluster aks-1: " + ("400 " + "x" * 600)[:500],
-        f"{where} value on cluster aks-1: ValueError: bad manifest"]
+        f"{where} long-json on cluster aks-1: " + "m" * 500,
+        f"{where} no-body on cluster aks-1: 500 ",
+        f"{where} not-text on cluster aks-1: 409 {{'message': 'as a mapping'}}",
+        f"{where} value on cluster aks-1: ValueError: bad manifest",
+        f"{where} long-value on cluster aks-1: " + ("ValueError: " + "v" * 600)[:500]]
 
 
 def test_objects_are_deleted_namespaces_last_in_the_background_and_gone_ones_count_as_deleted():
@@ -160,8 +170,9 @@ def test_objects_are_deleted_namespaces_last_in_the_background_and_gone_ones_cou
     failures = delete_objects(dynamic, "aks-1", refs)  # type: ignore[arg-type]
     assert failures == ["delete ConfigMap app/stuck on cluster aks-1: 403 forbidden",
                         "delete ConfigMap busy on cluster aks-1: etcd busy"]
-    assert [(kwargs["name"], kwargs["namespace"]) for _, _, kwargs in dynamic.calls] == [
-        ("gone", "app"), ("stuck", "app"), ("busy", None), ("crd", None), ("app", None)]
+    assert [(resource, kwargs["name"], kwargs["namespace"]) for _, resource, kwargs in dynamic.calls] == [
+        ("v1/ConfigMap", "gone", "app"), ("v1/ConfigMap", "stuck", "app"), ("v1/ConfigMap", "busy", None),
+        ("apiextensions.k8s.io/v1/CustomResourceDefinition", "crd", None), ("v1/Namespace", "app", None)]
     assert all(kwargs["body"] == {"propagationPolicy": "Background"} for _, _, kwargs in dynamic.calls)
 
 
@@ -172,6 +183,10 @@ def test_present_lists_objects_that_still_exist_and_those_it_cannot_tell():
             ObjectRef("v1", "ConfigMap", "app", "hidden")]
     assert present(dynamic, refs) == ["ConfigMap app/here", "Namespace ns",  # type: ignore[arg-type]
                                       "ConfigMap app/hidden (403 forbidden)"]
+    assert [(resource, kwargs) for _, resource, kwargs in dynamic.calls] == [
+        ("v1/ConfigMap", {"name": "here", "namespace": "app"}), ("v1/Namespace", {"name": "ns", "namespace": None}),
+        ("v1/ConfigMap", {"name": "gone", "namespace": "app"}),
+        ("v1/ConfigMap", {"name": "hidden", "namespace": "app"})]
 
 
 def test_read_live_gives_the_object_or_none_when_it_or_its_kind_is_gone():
@@ -179,7 +194,7 @@ def test_read_live_gives_the_object_or_none_when_it_or_its_kind_is_gone():
                        failures={"gone": api_error(404), "hidden": api_error(403, "forbidden")})
     assert read_live(dynamic, ObjectRef("v1", "ConfigMap", "app", "cm")) == {  # type: ignore[arg-type]
         "kind": "ConfigMap", "data": {"a": "1"}}
-    assert dynamic.calls[-1][2] == {"name": "cm", "namespace": "app"}
+    assert dynamic.calls[-1][1:] == ("v1/ConfigMap", {"name": "cm", "namespace": "app"})
     assert read_live(dynamic, ObjectRef("v1", "ConfigMap", "app", "gone")) is None  # type: ignore[arg-type]
     assert read_live(dynamic, ObjectRef("example.com/v1", "Widget", "app", "w")) is None  # type: ignore[arg-type]
     with pytest.raises(ApiException) as raised:
@@ -199,9 +214,11 @@ class _Core:
     read_error: ApiException | None = None
     replace_error: ApiException | None = None
     calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+    apis: list[Any] = []
 
     def __init__(self, api: Any) -> None:
         self.api = api
+        _Core.apis.append(api)
 
     def read_namespaced_config_map(self, *args: Any, **kwargs: Any) -> _ConfigMap | None:
         _Core.calls.append(("read", args, kwargs))
@@ -223,8 +240,16 @@ def core(monkeypatch):
     monkeypatch.setattr(apply.kube_client, "CoreV1Api", _Core)
     namespaces: list[tuple[str, str]] = []
     monkeypatch.setattr(apply, "ensure_namespace", lambda api, cluster, namespace: namespaces.append(
-        (cluster, namespace)))
-    _Core.stored, _Core.read_error, _Core.replace_error, _Core.calls = None, None, None, []
+        (api, cluster, namespace)))
+    kube_calls: list[tuple[str, str, str]] = []
+
+    def kube_call(cluster: str, operation: str, resource: str, call: Any) -> Any:
+        kube_calls.append((cluster, operation, resource))
+        return call()
+
+    monkeypatch.setattr(apply, "kube_call", kube_call)
+    _Core.kube_calls = kube_calls  # type: ignore[attr-defined]
+    _Core.stored, _Core.read_error, _Core.replace_error, _Core.calls, _Core.apis = None, None, None, [], []
     _Core.namespaces = namespaces  # type: ignore[attr-defined]
     return _Core
 
@@ -236,6 +261,7 @@ def test_the_inventory_is_read_from_its_config_map_and_is_empty_before_any_apply
     assert read_inventory("api", "aks-1") == Inventory("abc", (  # type: ignore[arg-type]
         ObjectRef("v1", "Namespace", None, "app"), ObjectRef("v1", "ConfigMap", "app", "cm")))
     assert core.calls == [("read", ("fleetflow-inventory", "fleetflow-system"), {"_request_timeout": 30})]
+    assert core.apis == ["api"]
     core.stored = _ConfigMap({"commit": ""})
     assert read_inventory("api", "aks-1") == Inventory(None, ())  # type: ignore[arg-type]
     core.stored = _ConfigMap(None)
@@ -250,7 +276,8 @@ def test_the_inventory_is_read_from_its_config_map_and_is_empty_before_any_apply
 def test_the_inventory_is_written_with_its_commit_and_objects_and_created_when_missing(core):
     inventory = Inventory("abc", (ObjectRef("v1", "ConfigMap", "app", "cm"),))
     write_inventory("api", "aks-1", inventory)  # type: ignore[arg-type]
-    assert core.namespaces == [("aks-1", "fleetflow-system")]  # type: ignore[attr-defined]
+    assert core.namespaces == [("api", "aks-1", "fleetflow-system")]  # type: ignore[attr-defined]
+    assert core.apis == ["api"]
     (name, args, kwargs), = core.calls
     assert (name, args[:2], kwargs) == ("replace", ("fleetflow-inventory", "fleetflow-system"),
                                         {"_request_timeout": 30})
@@ -266,6 +293,7 @@ def test_the_inventory_is_written_with_its_commit_and_objects_and_created_when_m
     core.calls, core.replace_error = [], api_error(404)
     write_inventory("api", "aks-1", Inventory(None, ()))  # type: ignore[arg-type]
     assert [name for name, _, _ in core.calls] == ["replace", "create"]
+    assert core.kube_calls == [("aks-1", "create", "configmap fleetflow-system/fleetflow-inventory")]  # type: ignore[attr-defined]
     assert core.calls[1][1][0] == "fleetflow-system" and core.calls[1][2] == {"_request_timeout": 30}
     assert core.calls[1][1][1].data["commit"] == "" and core.calls[1][1][1].data["objects"] == "[]"
 
