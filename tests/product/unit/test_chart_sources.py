@@ -141,6 +141,8 @@ def test_only_a_leading_v_is_ignored_when_matching_a_pin(tmp_path: Path, pin: st
 def test_an_empty_index_leaves_every_chart_to_its_own_repository(tmp_path: Path):
     (tmp_path / "index.yaml").write_text("")
     assert resolve_chart(CHART, str(tmp_path)).repo == "https://charts.jetstack.io"
+    own = ChartSpec(name="cert-manager", version="v1.21.1", repository="https://charts.example/X/")
+    assert resolve_chart(own, str(tmp_path)).repo == "https://charts.example/X"
 
 
 def test_a_mirror_holding_the_chart_but_not_the_pin_is_refused_listing_what_it_has(tmp_path: Path):
