@@ -7,6 +7,7 @@ kept in memory; where a tool needs a file, it gets a 0600 temporary file removed
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import os
@@ -18,7 +19,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
+import requests
 import yaml
+from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 from azure.mgmt.authorization import AuthorizationManagementClient
@@ -28,12 +31,17 @@ from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from blocks.azure import AzureServicePrincipal
 from tasks.arm_budget import WriteBudgetPolicy
 
 # Transient failures (429 honouring Retry-After, 5xx, connection resets) are retried here, in the
 # SDK's retry policy, so that no task needs a retry loop of its own for them.
+# Connections kept open per host: enough for a hundred clusters' tasks calling Resource Manager at once.
+HTTP_CONNECTIONS_PER_HOST = 128
+
 RETRY_OPTIONS: dict[str, Any] = {
     "retry_total": 8,
     "retry_backoff_factor": 0.5,
@@ -128,9 +136,21 @@ class AzureClients:
             # Every write takes a slot of the subscription's shared write budget first (tasks/arm_budget.py).
             "per_call_policies": [WriteBudgetPolicy(self.subscription_id)],
             **RETRY_OPTIONS,
-            **self._transport_options,
+            "transport": RequestsTransport(session=self._http_session, session_owner=False, **self._transport_options),
             **self._client_overrides,
         }
+
+    @cached_property
+    def _http_session(self) -> requests.Session:
+        # One connection pool for every management client of this principal, as wide as a fleet's fan-out:
+        # requests keeps 10 connections per host by default, so the 11th concurrent task would open (and
+        # TLS-handshake) a new connection on every call and throw it away after.
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_CONNECTIONS_PER_HOST,
+                              max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
 
     def management_client(self, client_type: type[ManagementClient]) -> ManagementClient:
         """A new azure-mgmt-* client of any type for this principal and endpoint, on fleetflow's pipeline (retries,
@@ -182,6 +202,8 @@ class AzureClients:
         for name in ("resource", "containerservice", "fleet", "keyvault", "authorization", "credential"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()
+        if "_http_session" in self.__dict__:
+            self.__dict__.pop("_http_session").close()
 
 
 _clients_lock = threading.Lock()
@@ -209,9 +231,55 @@ def azure_clients(principal: AzureServicePrincipal) -> AzureClients:
         return _clients_by_block[key]
 
 
+# Credentials blocks read in this process, per (flow run, block name): a fleet's tasks run as threads of one flow
+# run, and reading the block (an API call, decryption, Prefect's block-type bookkeeping) once per task costs more
+# than the Azure call it serves once a fleet has a hundred clusters. Bounded: a worker process lives for many runs.
+_RUN_BLOCKS_KEPT = 64
+_run_blocks_lock = threading.Lock()
+_run_blocks: collections.OrderedDict[tuple[str, str], AzureServicePrincipal] = collections.OrderedDict()
+_run_block_locks: dict[tuple[str, str], threading.Lock] = {}
+
+
+def _flow_run_id() -> str | None:
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    task_run = TaskRunContext.get()
+    if task_run is not None and task_run.task_run.flow_run_id is not None:
+        return str(task_run.task_run.flow_run_id)
+    flow_run = FlowRunContext.get()
+    if flow_run is not None and flow_run.flow_run is not None:
+        return str(flow_run.flow_run.id)
+    return None
+
+
+def load_credentials_block(block_name: str) -> AzureServicePrincipal:
+    """A saved credentials block, read once per flow run (every task of the run gets the same one; a secret
+    rotated during a run takes effect from the next run). Outside a flow run, read on every call."""
+    run_id = _flow_run_id()
+    if run_id is None:
+        return AzureServicePrincipal.load(block_name)  # type: ignore[return-value]
+    key = (run_id, block_name)
+    with _run_blocks_lock:
+        if key in _run_blocks:
+            return _run_blocks[key]
+        key_lock = _run_block_locks.setdefault(key, threading.Lock())
+    with key_lock:  # one thread reads the block; the run's other tasks wait for it
+        with _run_blocks_lock:
+            if key in _run_blocks:
+                return _run_blocks[key]
+        principal: AzureServicePrincipal = AzureServicePrincipal.load(block_name)  # type: ignore[assignment]
+        with _run_blocks_lock:
+            _run_blocks[key] = principal
+            while len(_run_blocks) > _RUN_BLOCKS_KEPT:
+                evicted, _ = _run_blocks.popitem(last=False)
+                _run_block_locks.pop(evicted, None)
+        return principal
+
+
 def load_azure_clients(block_name: str) -> AzureClients:
-    """Load a saved credentials block by name and return its clients."""
-    return azure_clients(AzureServicePrincipal.load(block_name))  # type: ignore[arg-type]
+    """The clients of a saved credentials block (the block read once per flow run, the clients once per process
+    and principal)."""
+    return azure_clients(load_credentials_block(block_name))
 
 
 @contextlib.contextmanager

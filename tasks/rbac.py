@@ -13,8 +13,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 from prefect import get_run_logger
 
-from blocks.azure import AzureServicePrincipal
-from tasks.clients import AzureClients, load_azure_clients
+from tasks.clients import AzureClients, load_azure_clients, load_credentials_block
 from tasks.ownership import Outcome, outcome
 from tasks.resource_groups import group_id
 from tasks.retry import FleetflowError, azure_call, azure_task
@@ -41,7 +40,7 @@ def service_operator_object_id(spec: FleetSpec) -> str:
     """Object id of the service operator's principal, from its own credentials block."""
     block_name = spec.service_operator.credentials_block
     try:
-        principal: AzureServicePrincipal = AzureServicePrincipal.load(block_name)  # type: ignore[assignment]
+        principal = load_credentials_block(block_name)
     except ValueError as error:
         raise FleetflowError(f"load credentials block {block_name!r}: {error}; save the service operator's "
                              "principal as an AzureServicePrincipal block with its object_id",

@@ -56,7 +56,8 @@ class StateStore:
             self._save()
 
     def _save(self) -> None:
-        payload = json.dumps({"format": STATE_FORMAT, "tables": self._tables}, indent=1, sort_keys=True)
+        # Compact: json's C encoder serves only indent=None, and the whole state is written on every change.
+        payload = json.dumps({"format": STATE_FORMAT, "tables": self._tables}, sort_keys=True, separators=(",", ":"))
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
