@@ -8,7 +8,7 @@ from flows.common import fleet_task_runner, gather, raise_if_failed, share_write
 from tasks.aks import ensure_cluster
 from tasks.fleet_source import resolve_fleet_spec
 from tasks.fleets import ensure_fleet
-from tasks.ownership import Outcome
+from tasks.ownership import Outcome, summary
 from tasks.rbac import ensure_operator_role, service_operator_object_id
 from tasks.resource_groups import ensure_resource_group
 from tasks.status import publish_fleet_status
@@ -46,8 +46,7 @@ def provision(fleet: str = "fleet.yaml", credentials_block: str = "fleetflow-azu
     raise_if_failed("provision", failures, spec.resource_group_name)
     changed = [item for item in [group, *outcomes] if item["action"] != "unchanged"]
     if changed:
-        logger.info("provision changed %d resource(s): %s", len(changed),
-                    ", ".join(f"{item['kind']} {item['action']}" for item in changed))
+        logger.info("provision changed %d resource(s): %s", len(changed), summary(changed))
     else:
         logger.info("provision changed nothing: every resource already matches the spec")
     return [group, *outcomes]

@@ -28,6 +28,17 @@ def outcome(resource_id: str, kind: str, action: Action, detail: str = "", regio
     return Outcome(resource_id=resource_id, kind=kind, region=region, action=action, detail=detail)
 
 
+def summary(outcomes: list[Outcome]) -> str:
+    """Outcomes counted by kind and action, in first-seen order: "resource group created, 100 AKS cluster
+    created" (a hundred clusters make one phrase, not a hundred)."""
+    counts: dict[tuple[str, str], int] = {}
+    for item in outcomes:
+        key = (item["kind"], item["action"])
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{count} {kind} {action}" if count > 1 else f"{kind} {action}"
+                     for (kind, action), count in counts.items())
+
+
 def state_text(provisioning_state: object) -> str | None:
     """A provisioning state as plain text (the SDKs return str enums, whose str() is the member name)."""
     if provisioning_state is None:

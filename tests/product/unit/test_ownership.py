@@ -14,6 +14,7 @@ from tasks.ownership import (
     owner_of,
     require_owned,
     state_text,
+    summary,
     tags_missing,
 )
 from tasks.retry import OwnershipError
@@ -98,3 +99,12 @@ def test_outcome_records_every_field():
         "resource_id": RESOURCE, "kind": "AKS cluster", "region": "eastus", "action": "kept", "detail": "not owned"}
     assert outcome(RESOURCE, "fleet", "absent") == {
         "resource_id": RESOURCE, "kind": "fleet", "region": None, "action": "absent", "detail": ""}
+
+
+def test_a_summary_counts_outcomes_of_one_kind_and_action_in_first_seen_order():
+    outcomes = [outcome("/g", "resource group", "created"), outcome("/f", "fleet", "unchanged"),
+                *[outcome(f"/c{i}", "AKS cluster", "created") for i in range(100)],
+                outcome("/r", "role assignment", "created"), outcome("/c", "AKS cluster", "updated")]
+    assert summary(outcomes) == ("resource group created, fleet unchanged, 100 AKS cluster created, "
+                                 "role assignment created, AKS cluster updated")
+    assert summary([]) == ""
