@@ -1,5 +1,6 @@
-"""Benchmark: provision + join of 10, 30 and 100 clusters (several per region) through a Prefect server, against
-the critical path, with and without Resource Manager's subscription throttling.
+"""Benchmark: provision + join + a two-stage staged upgrade of 10, 30 and 100 clusters (several per region)
+through a Prefect server, against the critical path, with and without Resource Manager's subscription
+throttling.
 
 Run (nice it: the machine is shared):
 
@@ -10,7 +11,10 @@ scaled by --time-scale. Each fleet size runs in its own process (its peak RSS is
 one Prefect server and its own local Azure:
 
 * unthrottled: wall of provision and of join against their critical paths (the group, then the slowest
-  create; the slowest join), and Prefect's overhead per mapped task (a no-op task mapped over the fleet);
+  create; the slowest join), of a two-stage control-plane upgrade (a group per region, whose members Fleet
+  upgrades one after another, 120 Azure s each; eastus first, a 60 s wait, then every other region at once; the
+  gate approved as soon as it opens), and Prefect's
+  overhead per mapped task (a no-op task mapped over the fleet);
 * throttled: local Azure's write budget (--write-budget writes per --budget-window Azure seconds, a token
   bucket) and read budget, with the spec's concurrency set to the same budget; the best time the budget
   allows is when the last write can go (burst, then the refill rate) plus the create it starts.
@@ -34,22 +38,27 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-AZURE_LATENCY = {"aks.create": 300.0, "fleet.create": 60.0, "fleet.member.create": 60.0, "group.create": 2.0}
+AZURE_LATENCY = {"aks.create": 300.0, "fleet.create": 60.0, "fleet.member.create": 60.0, "group.create": 2.0,
+                 "aks.upgrade": 120.0, "aks.update": 120.0}
+STAGE_WAIT = 60  # Azure seconds after the first stage of the staged upgrade
 REGIONS = ["eastus", "westus2", "centralus", "northeurope", "westeurope", "uksouth", "japaneast", "australiaeast",
            "southeastasia", "canadacentral"]
 
 
 def write_spec(directory: Path, name: str, clusters: int, budget: tuple[int, float] | None) -> Path:
-    """A spec of `clusters` clusters spread over ten regions (several per region), two update groups."""
+    """A spec of `clusters` clusters spread over ten regions (several per region), a group per region."""
     per_region: dict[str, list[dict[str, str]]] = {}
     for index in range(clusters):
         per_region.setdefault(REGIONS[index % len(REGIONS)], []).append({"name": f"c{index:03d}"})
     document: dict[str, Any] = {
         "name": name, "location": "eastus", "suffix": "scale1", "resource_group": f"rg-{name}",
-        "regions": [{"name": region, "update_group": "test-group" if region == "eastus" else "prod-group",
-                     "clusters": entries} for region, entries in per_region.items()],
-        "update_strategy": {"stages": [{"name": "stage1", "groups": ["test-group"]},
-                                       {"name": "stage2", "groups": ["prod-group"]}]},
+        # One update group per region: Fleet upgrades a group's members one after another and the groups of a
+        # stage side by side, so the first stage is eastus, the second every other region at once.
+        "regions": [{"name": region, "update_group": f"g-{region}", "clusters": entries}
+                    for region, entries in per_region.items()],
+        "update_strategy": {"stages": [{"name": "stage1", "groups": ["g-eastus"],
+                                        "after_stage_wait_seconds": STAGE_WAIT},
+                                       {"name": "stage2", "groups": [f"g-{r}" for r in per_region if r != "eastus"]}]},
     }
     if budget is not None:
         writes, window = budget
@@ -119,6 +128,7 @@ def one_size(args: argparse.Namespace) -> dict[str, Any]:
         join_wall = time.monotonic() - started
         assert state.is_completed(), state.message
         join_failed, join_retries = task_run_counts(state)
+        upgrade_wall = staged_upgrade_wall(spec_path) if not budget else None
     finally:
         local.stop()
     n = args.one
@@ -126,11 +136,38 @@ def one_size(args: argparse.Namespace) -> dict[str, Any]:
     provision_best = scale * (AZURE_LATENCY["group.create"] + best_time(
         n + 2, budget, max(AZURE_LATENCY["aks.create"], AZURE_LATENCY["fleet.create"])))
     join_best = scale * best_time(n, budget, AZURE_LATENCY["fleet.member.create"])
+    # Fleet upgrades a group's members one after another, a stage's groups side by side: the first stage is
+    # eastus's clusters in turn, then the wait, then the most populous other region's clusters in turn.
+    per_region = [len(range(i, n, len(REGIONS))) for i in range(min(n, len(REGIONS)))]
+    upgrade = AZURE_LATENCY["aks.upgrade"]
+    upgrade_best = scale * (per_region[0] * upgrade + STAGE_WAIT + max(per_region[1:], default=0) * upgrade)
     return {"clusters": n, "throttled": bool(budget), "provision_wall": provision_wall,
+            "upgrade_wall": upgrade_wall, "upgrade_best": upgrade_best,
             "provision_best": provision_best,
             "join_wall": join_wall, "join_best": join_best, "overhead": overhead,
             "failed_tasks": provision_failed + join_failed, "retried_tasks": provision_retries + join_retries,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def staged_upgrade_wall(spec_path: Path) -> float:
+    """Wall seconds of a two-stage control-plane upgrade to 1.37, its gate approved the moment the flow pauses."""
+    import contextvars
+    import threading
+
+    from console.approvals import answer_pending_approval
+    from flows.staged_upgrade import staged_upgrade
+    from tests.fleet_fixtures import paused_run_for
+
+    def approver() -> None:
+        paused = paused_run_for(spec_path, timeout=1200)
+        answer_pending_approval(str(paused.id), approve=True, comment="benchmark", approver="bench")
+
+    threading.Thread(target=contextvars.copy_context().run, args=(approver,), daemon=True).start()
+    started = time.monotonic()
+    state = staged_upgrade(fleet=str(spec_path), upgrade_type="ControlPlaneOnly", kubernetes_version="1.37",
+                           poll_seconds=1.0, return_state=True)
+    assert state.is_completed(), state.message
+    return time.monotonic() - started
 
 
 def task_run_counts(state: Any) -> tuple[int, int]:
@@ -183,14 +220,23 @@ def main() -> int:
     print(f"\ntime scale {args.time_scale}; throttled = {args.write_budget} writes / {args.read_budget} reads per "
           f"{args.budget_window:g} Azure s")
     print(f"{'clusters':>8} {'throttled':>9} {'provision s':>11} {'best s':>7} {'ratio':>6} {'join s':>7} "
-          f"{'best s':>7} {'ratio':>6} {'s/mapped task':>13} {'failed':>6} {'retried':>7} {'peak RSS MB':>11}")
+          f"{'best s':>7} {'ratio':>6} {'upgrade s':>9} {'best s':>7} {'ratio':>6} {'s/mapped task':>13} "
+          f"{'failed':>6} {'retried':>7} {'peak RSS MB':>11}")
     for row in rows:
         print(f"{row['clusters']:>8} {str(row['throttled']):>9} {row['provision_wall']:>11.2f} "
               f"{row['provision_best']:>7.2f} {row['provision_wall'] / row['provision_best']:>6.2f} "
               f"{row['join_wall']:>7.2f} {row['join_best']:>7.2f} {row['join_wall'] / row['join_best']:>6.2f} "
+              f"{_upgrade_columns(row)} "
               f"{row['overhead']:>13.4f} {row['failed_tasks']:>6} {row['retried_tasks']:>7} "
               f"{row['peak_rss_mb']:>11.0f}")
     return 0
+
+
+def _upgrade_columns(row: dict[str, Any]) -> str:
+    if row["upgrade_wall"] is None:
+        return f"{'-':>9} {'-':>7} {'-':>6}"
+    return (f"{row['upgrade_wall']:>9.2f} {row['upgrade_best']:>7.2f} "
+            f"{row['upgrade_wall'] / row['upgrade_best']:>6.2f}")
 
 
 if __name__ == "__main__":
