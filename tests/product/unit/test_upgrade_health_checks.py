@@ -4,9 +4,11 @@ with which timeout, and the rows it becomes), and a cluster whose API server Azu
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as kube_client
 from kubernetes.client.exceptions import ApiException
 
@@ -359,6 +361,16 @@ def cluster_id(name: str) -> str:
 def test_stage_clusters(members, stage, clusters):
     view = RunView(name="run-1", run_id="id", state="Running", members=members)
     assert [cluster.name for cluster in stage_clusters(SPEC, view, stage)] == clusters
+
+
+def test_a_member_without_a_cluster_id_matches_by_its_member_name_only():
+    document = yaml.safe_load(Path("fleet.yaml").read_text())
+    document["regions"][0].update(cluster_name="xxxx", member_name="member-east")
+    spec = FleetSpec.model_validate(document)
+    view = RunView(name="run-1", run_id="id", state="Running", members=[member("stage1", "elsewhere", None)])
+    assert stage_clusters(spec, view, "stage1") == []
+    view.members.append(member("stage1", "MEMBER-EAST", None))
+    assert [cluster.name for cluster in stage_clusters(spec, view, "stage1")] == ["xxxx"]
 
 
 # --- a cluster read through its API server ---------------------------------------------------------------------------
