@@ -31,6 +31,7 @@ WRITE_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
 # Waits between budget calls a busy Prefect server refused (503) or did not answer, seconds: doubling from the
 # first to the max; after BUSY_GIVE_UP seconds of refusals the waiting writes fail.
 BUSY_WAIT_FIRST, BUSY_WAIT_MAX, BUSY_GIVE_UP = 0.05, 1.0, 120.0
+MAX_SLOTS_PER_CALL = 256
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class _SlotBroker:
         self._granted = 0
         self._failure: Exception | None = None
         self._failures_owed = 0
+        self._next_ask = MAX_SLOTS_PER_CALL
         threading.Thread(target=self._serve, name=f"write-slots-{limit_name}", daemon=True).start()
 
     def take(self) -> None:
@@ -151,20 +153,23 @@ class _SlotBroker:
     def _acquire(self, wanted: int) -> int:
         import httpx
 
-        asked, busy_wait, busy_since = wanted, BUSY_WAIT_FIRST, time.monotonic()
+        asked, busy_wait, busy_since = min(wanted, self._next_ask), BUSY_WAIT_FIRST, time.monotonic()
         while True:
             try:
                 response = _increment(self.api, self.limit_name, asked)
             except httpx.TransportError:
                 response = None
             if response is not None and response.status_code == 200:
+                # A spent budget is asked one slot at a time, then twice as many after each grant.
+                self._next_ask = min(MAX_SLOTS_PER_CALL, asked * 2)
                 return asked
             # 422: more slots asked than the budget holds at all; 423: more than it has left now.
             if response is not None and response.status_code in (422, 423) and asked > 1:
                 asked //= 2
                 continue
             if response is not None and response.status_code == 423:
-                time.sleep(float(response.headers.get("Retry-After", "1")))
+                self._next_ask = 1
+                time.sleep(self._slot_interval(response))
                 continue
             if response is not None and response.status_code != 503:
                 response.raise_for_status()
@@ -172,6 +177,15 @@ class _SlotBroker:
                 raise RuntimeError(f"the Prefect API kept refusing budget calls for {BUSY_GIVE_UP:.0f} s (busy)")
             time.sleep(busy_wait)
             busy_wait = min(BUSY_WAIT_MAX, busy_wait * 2)
+
+
+    def _slot_interval(self, refusal: Any) -> float:
+        """Seconds until the spent budget has one slot again: one slot's decay. The server's Retry-After also
+        counts every slot it refused before (it grows with each halved batch), so it is used only for a limit
+        without decay."""
+        limit = self.api.read_global_concurrency_limit_by_name(self.limit_name)
+        decay = float(limit.slot_decay_per_second or 0.0)
+        return 1.0 / decay if decay > 0 else float(refusal.headers.get("Retry-After", "1"))
 
 
 def _increment(api: Any, limit_name: str, slots: int) -> Any:
