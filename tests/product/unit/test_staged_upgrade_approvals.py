@@ -31,8 +31,9 @@ from flows.staged_upgrade import (
 from tasks.spec import load_spec
 from tasks.update_runs import MemberProgress, PendingGate, RunView, UpgradeRequest
 from tasks.upgrade_health import HealthRow
+from tests.paths import REPO
 
-SPEC = load_spec("fleet.yaml")
+SPEC = load_spec(REPO / "fleet.yaml")
 FLOW = UUID("00000000-0000-0000-0000-0000000000f0")
 TAG = "update-run:rg-fleet-demo-7f3a2c/multicluster-fleet/run-1"
 GATE = PendingGate(gate_name="gate-2", gate_id="/gates/gate-2", display_name="Approve stage stage2",

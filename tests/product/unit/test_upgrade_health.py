@@ -143,7 +143,7 @@ def test_the_automation_fires_on_its_fleets_waiting_event_only_and_compares_with
     from console.automations import _fingerprint, desired_automation
     from tasks.spec import load_spec
 
-    spec = load_spec("fleet.yaml")
+    spec = load_spec(REPO / "fleet.yaml")
     block = uuid4()
     one, two = desired_automation(spec, block), desired_automation(spec, block)
     assert _fingerprint(one) == _fingerprint(two)  # each trigger got its own random id

@@ -4,7 +4,6 @@ with which timeout, and the rows it becomes), and a cluster whose API server Azu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +33,7 @@ from tasks.upgrade_health import (
     version_rows,
     workload_rows,
 )
+from tests.paths import REPO
 
 
 def row(cluster: str, check: str, obj: str, result: str, detail: str) -> HealthRow:
@@ -330,7 +330,7 @@ def test_health_report(rows, lines):
 
 # --- the clusters a stage touched ----------------------------------------------------------------------------------
 
-SPEC = load_spec("fleet.yaml")
+SPEC = load_spec(REPO / "fleet.yaml")
 EAST, WEST = "aks-multicluster-fleet-eastus", "aks-multicluster-fleet-westus2"
 CENTRAL = "aks-multicluster-fleet-centralus"
 
@@ -364,7 +364,7 @@ def test_stage_clusters(members, stage, clusters):
 
 
 def test_a_member_without_a_cluster_id_matches_by_its_member_name_only():
-    document = yaml.safe_load(Path("fleet.yaml").read_text())
+    document = yaml.safe_load((REPO / "fleet.yaml").read_text())
     document["regions"][0].update(cluster_name="xxxx", member_name="member-east")
     spec = FleetSpec.model_validate(document)
     view = RunView(name="run-1", run_id="id", state="Running", members=[member("stage1", "elsewhere", None)])
