@@ -16,6 +16,9 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.containerservice import ContainerServiceClient
 
+from localazure import LocalAzure
+from tests.localazure_fixtures import clients_for
+
 pytestmark = pytest.mark.emulator
 
 NAMESPACE = "Microsoft.ContainerService"
@@ -126,26 +129,29 @@ def test_the_sdk_registers_a_namespace_for_a_caller_who_may(local_azure, azure_c
     azure_clients.resource.resource_groups.begin_delete(fresh_name).result()
 
 
-def test_knob_makes_a_namespace_start_not_registered_as_in_a_new_subscription(
-        local_azure, azure_clients, knobs_restored, fresh_name):
+def test_knob_makes_a_namespace_start_not_registered_as_in_a_new_subscription(tmp_path, fresh_name):
     """The knob names namespaces a new subscription has not registered; registering them is recorded and wins.
-    (Microsoft.KeyVault: no other test registers or unregisters it.)"""
-    group = azure_clients.resource.resource_groups.create_or_update(fresh_name, {"location": "eastus"})
-    sp = local_azure.azure.create_service_principal(f"kv-{fresh_name}", role="Contributor", scopes=[group.id])
-    as_contributor = local_azure.clients(sp["appId"], sp["password"]).resource
-    vault_id = f"{group.id}/providers/Microsoft.KeyVault/vaults/absent"
-    knobs_restored.set_knobs(unregistered="Microsoft.KeyVault")
-    providers = azure_clients.resource.providers
-    assert providers.get("Microsoft.KeyVault").registration_state == "NotRegistered"
-    with pytest.raises(HttpResponseError) as refused:
-        as_contributor.resources.get_by_id(vault_id, api_version="2024-11-01")
-    assert refused.value.status_code == 409 and refused.value.error.message == (
-        f"The subscription is not registered to use namespace 'Microsoft.KeyVault'. {HOW_TO}")
-    providers.register("Microsoft.KeyVault")
-    with pytest.raises(HttpResponseError) as absent:
-        as_contributor.resources.get_by_id(vault_id, api_version="2024-11-01")
-    assert absent.value.status_code == 404
-    azure_clients.resource.resource_groups.begin_delete(fresh_name)
+    An emulator of its own: a registration any other test makes through the API would win over the knob."""
+    azure = LocalAzure.start(tmp_path / "new-subscription", clusters="arm-only", time_scale=0.001)
+    try:
+        admin = clients_for(azure.endpoint)
+        group = admin.resource.resource_groups.create_or_update(fresh_name, {"location": "eastus"})
+        sp = azure.create_service_principal(f"kv-{fresh_name}", role="Contributor", scopes=[group.id])
+        as_contributor = clients_for(azure.endpoint, sp["appId"], sp["password"]).resource
+        vault_id = f"{group.id}/providers/Microsoft.KeyVault/vaults/absent"
+        azure.set_knobs(unregistered="Microsoft.KeyVault")
+        providers = admin.resource.providers
+        assert providers.get("Microsoft.KeyVault").registration_state == "NotRegistered"
+        with pytest.raises(HttpResponseError) as refused:
+            as_contributor.resources.get_by_id(vault_id, api_version="2024-11-01")
+        assert refused.value.status_code == 409 and refused.value.error.message == (
+            f"The subscription is not registered to use namespace 'Microsoft.KeyVault'. {HOW_TO}")
+        providers.register("Microsoft.KeyVault")
+        with pytest.raises(HttpResponseError) as absent:
+            as_contributor.resources.get_by_id(vault_id, api_version="2024-11-01")
+        assert absent.value.status_code == 404
+    finally:
+        azure.stop()
 
 
 def test_unauthenticated_requests_are_refused_401_before_registration_is_looked_at(

@@ -14,7 +14,7 @@ import pytest
 from prefect.client.schemas.filters import FlowRunFilter
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.exceptions import FlowPauseTimeout
-from prefect.settings import PREFECT_UI_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 from prefect.states import Completed, Failed, Paused, Running, Scheduled
 
 from flows import staged_upgrade
@@ -189,7 +189,8 @@ def test_the_waiting_event_names_the_run_the_fleet_and_carries_the_health_and_li
 
     emitted: list[dict[str, Any]] = []
     monkeypatch.setattr(prefect.events, "emit_event", lambda **event: emitted.append(event))
-    with temporary_settings(updates={PREFECT_UI_URL: ui}):
+    # Without a UI URL Prefect derives one from the API URL; no API URL either, so no link at all.
+    with temporary_settings(updates={PREFECT_UI_URL: ui, PREFECT_API_URL: None}):
         announce_waiting(SPEC, "run-1", gate, "Health of stage stage1: 3 passed")
     assert emitted == [{
         "event": "fleetflow.approval.waiting",
